@@ -19,16 +19,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from geofuse import metrics
 from geofuse.errors import InputError, ParameterError
 from geofuse.metrics import cut_border, ergas, q2n, reduced_resolution, sam
 from geofuse.metrics.reduced import cayley_dickson_conj, cayley_dickson_mul
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
 
 RTOL_REF = 1e-4
 

@@ -9,13 +9,13 @@ evaluation table in :mod:`geofuse.metrics.evaluate`.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import ParameterError
 from .reduced import cut_border, ergas, q2n, sam
 
-__all__ = ["Metric", "METRICS", "get", "register", "sam", "ergas", "q2n", "cut_border", "reduced_resolution"]
+__all__ = ["METRICS", "Metric", "cut_border", "ergas", "get", "q2n", "reduced_resolution", "register", "sam"]
 
 
 @dataclass(frozen=True)
@@ -87,4 +87,4 @@ register(Metric("SAM", "Spectral Angle Mapper (mean over pixels)", higher_is_bet
 register(Metric("ERGAS", "Relative dimensionless global error in synthesis", higher_is_better=False,
                 ideal=0.0, needs_reference=True, per_band=False, func=ergas))
 
-from .evaluate import reduced_resolution  # noqa: E402  (needs the registry above)
+from .evaluate import reduced_resolution

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,5 +62,5 @@ def reduced_resolution(fused: Any, ref: Any, ratio: float,
     else:
         values = lazy
     rows = [{"metric": m.name, "band": "all", "value": float(np.asarray(v)),
-             "higher_is_better": m.higher_is_better, "ideal": m.ideal} for m, v in zip(chosen, values)]
+             "higher_is_better": m.higher_is_better, "ideal": m.ideal} for m, v in zip(chosen, values, strict=True)]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -19,14 +19,14 @@ the Wald protocol).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, ParameterError
 
-__all__ = ["sam", "ergas", "q2n", "cut_border", "cayley_dickson_mul", "cayley_dickson_conj"]
+__all__ = ["cayley_dickson_conj", "cayley_dickson_mul", "cut_border", "ergas", "q2n", "sam"]
 
 _COMPAT = ("default", "toolbox")
 _EPS = float(np.finfo(np.float64).eps)  # MATLAB's eps, used by the toolbox for std == 0
@@ -258,7 +258,7 @@ def cayley_dickson_conj(a: np.ndarray) -> np.ndarray:
 def cayley_dickson_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     r"""Product of hypercomplex numbers with :math:`2^n` components stored along axis 0.
 
-    Recursive Cayley–Dickson construction: with :math:`a = (a_1, a_2)`, :math:`b = (b_1, b_2)` the
+    Recursive Cayley-Dickson construction: with :math:`a = (a_1, a_2)`, :math:`b = (b_1, b_2)` the
     two halves of the components,
 
     .. math:: (a_1, a_2)(b_1, b_2) = (a_1 b_1 - b_2^{*} a_2,\; b_2 a_1 + a_2 b_1^{*}),
@@ -283,7 +283,7 @@ def cayley_dickson_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _structure(n: int) -> np.ndarray:
     """T[i, j, :] = e_i * conj(e_j) for the 2^k basis units (read-only)."""
     e = np.eye(n)
@@ -369,7 +369,7 @@ def _aligned_chunk(chunks: tuple[int, ...], block: int) -> int | None:
 
 
 def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat: str = "default") -> Any:
-    r"""Q2n: the hypercomplex (Cayley–Dickson) universal image quality index, mean over blocks.
+    r"""Q2n: the hypercomplex (Cayley-Dickson) universal image quality index, mean over blocks.
 
     For each ``block x block`` window (non-overlapping when ``shift == block``, the toolbox's
     ``q2n(I_GT, I_F, 32, 32)``), every pixel's spectrum is a hypercomplex number with :math:`2^k`
@@ -386,7 +386,7 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
         \sigma_{z_1 z_2} = \tfrac{N}{N-1}\big(\overline{z_1 z_2^{*}} - \bar z_1 \bar z_2^{*}\big),
 
     :math:`\sigma_z^2 = \tfrac{N}{N-1}(\overline{|z|^2} - |\bar z|^2)` and the product is the
-    Cayley–Dickson product of :func:`cayley_dickson_mul`. When both variances are zero,
+    Cayley-Dickson product of :func:`cayley_dickson_mul`. When both variances are zero,
     :math:`Q = 2|\bar z_1||\bar z_2| / (|\bar z_1|^2 + |\bar z_2|^2)`. Q2n is the mean of :math:`Q`
     over all blocks. Images are padded at the bottom/right by mirroring (the edge sample included,
     numpy ``mode="symmetric"``) to ``(k - 1) * shift + block`` rows/cols.
