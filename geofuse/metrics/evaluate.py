@@ -62,5 +62,6 @@ def reduced_resolution(fused: Any, ref: Any, ratio: float,
     else:
         values = lazy
     rows = [{"metric": m.name, "band": "all", "value": float(np.asarray(v)),
-             "higher_is_better": m.higher_is_better, "ideal": m.ideal} for m, v in zip(chosen, values, strict=True)]
+             "higher_is_better": m.higher_is_better, "ideal": m.ideal}
+            for m, v in zip(chosen, values, strict=True)]
     return pd.DataFrame(rows, columns=COLUMNS)
