@@ -1,0 +1,111 @@
+"""The labeled API: DataArrays in, DataArrays out; coordinates, CRS, band names and attrs kept."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from . import engine, registry
+from . import sensors as _sensors
+from .errors import ParameterError
+from .grid import fit_grids
+from .raster import make_raster
+
+
+def pansharpen(ms: xr.DataArray, pan: xr.DataArray, method: str = "gsa", *,
+               sensor: str | _sensors.Sensor | Sequence[float] | None = None, ratio: int | None = None,
+               phase: str | float | None = None, compat: str = "default", interpolation: str = "interp23tap",
+               dtype: Any = None, nodata: float | None = None, chunks: int | tuple[int, int] | None = None,
+               device: str = "auto", params: dict | None = None, **kwargs: Any) -> xr.DataArray:
+    """Fuse a multispectral image with a panchromatic image (lazily, chunk by chunk).
+
+    Parameters
+    ----------
+    ms : xarray.DataArray
+        ("band", "y", "x") low-resolution multispectral raster (dask-backed for large scenes).
+    pan : xarray.DataArray
+        ("band", "y", "x") one-band high-resolution raster.
+    method : str
+        A registered method name (``geofuse.methods_table()`` / ``geofuse methods``).
+    sensor : str, Sensor or list of float, optional
+        MTF preset (``"IKONOS"``, ``"WV3"``, ...) or per-band MTF gains at Nyquist. Without it the
+        generic gains are used, with a warning, by methods that need the MTF.
+    ratio, phase : optional
+        Only for inputs without georeferencing; georeferenced inputs derive both from their transforms.
+    compat : {"default", "toolbox"}
+        ``"toolbox"`` reproduces the reference MATLAB toolbox (circular borders in interp23tap).
+    interpolation : {"interp23tap", "bicubic", "lanczos3"}
+        Interpolator of the MS onto the PAN grid (interp23tap needs a power-of-two ratio; other ratios
+        use lanczos3).
+    dtype : numpy dtype, optional
+        Output dtype; default the MS dtype. Integer outputs are rounded and clipped to the dtype's
+        range (and kept off the nodata value).
+    nodata : float, optional
+        Output nodata; default the MS's (else the PAN's). Pixels that are nodata in the PAN or in the
+        MS pixel above them are nodata in the output and never enter any statistic.
+    chunks : int or (int, int), optional
+        HR chunk size (default 1024, rounded to a multiple of the ratio).
+    device : str
+        ``"auto"`` (CUDA if available; ``GEOFUSE_DEVICE`` overrides), ``"cpu"``, ``"cuda:N"``.
+    params, **kwargs
+        Method parameters.
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy ("band", "y", "x") on the PAN grid (the intersection of both footprints), with the MS's
+        band coordinate, the PAN's CRS/transform, and ``nodata`` written the rioxarray way.
+    """
+    spec = registry.get(method)
+    p = spec.resolve({**(params or {}), **kwargs})
+    engine.check_inputs(ms, pan)
+    grid = fit_grids(pan, ms, ratio=ratio, phase=phase)
+    sens = sensor if isinstance(sensor, _sensors.Sensor) else _sensors.get(
+        sensor, ms.sizes["band"], warn="mtf" in spec.tags)
+    prep = engine.prepare(ms, pan, grid, halo_hr=spec.halo(p, grid.ratio), compat=compat,
+                          interpolation=interpolation, sensor=sens, device=device, chunks=chunks)
+    fused = engine.fuse_prepared(spec, prep, p)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(ms.dtype)
+    nd = nodata if nodata is not None else (engine.nodata_of(ms) if engine.nodata_of(ms) is not None
+                                            else engine.nodata_of(pan))
+    if nd is not None and np.issubdtype(out_dtype, np.integer):
+        info = np.iinfo(out_dtype)
+        if not (info.min <= nd <= info.max) or float(nd) != int(nd):
+            raise ParameterError("The nodata value does not fit the output dtype",
+                                 expected=f"an integer in [{info.min}, {info.max}]", got=str(nd),
+                                 fix="pass nodata= that fits, or dtype='float32'")
+    data = engine.to_output_dtype(fused, out_dtype, prep.valid_hr, nd)
+    transform = grid.out_transform() if _has_transform(pan) else None
+    attrs = {"geofuse_method": spec.name, "geofuse_params": json.dumps(p), "geofuse_ratio": grid.ratio,
+             "geofuse_phase": json.dumps(list(grid.phase)), "geofuse_sensor": sens.name,
+             "geofuse_compat": compat, "geofuse_interpolation": prep.interpolation}
+    out = make_raster(data, transform, grid.crs, band=ms["band"].values if "band" in ms.coords else None,
+                      attrs=attrs, nodata=nd, name=spec.name)
+    if transform is None:
+        sl = grid.hr_slices()
+        for d, s in zip(("y", "x"), sl):
+            if d in pan.coords:
+                out = out.assign_coords({d: pan[d].values[s]})
+    return out
+
+
+def _has_transform(x: xr.DataArray) -> bool:
+    from .grid import is_georeferenced
+
+    return is_georeferenced(x)
+
+
+def methods_table(scenario: str | None = None):
+    """The registry as a pandas DataFrame (name, family, scenario, parameters, references)."""
+    import pandas as pd
+
+    rows = []
+    for s in registry.available(scenario):
+        rows.append({"name": s.name, "title": s.title, "family": s.family, "scenario": s.scenario,
+                     "inputs": ", ".join(s.inputs),
+                     "parameters": ", ".join(f"{q.name}={q.default!r}" for q in s.parameters) or "-",
+                     "references": ", ".join(f"doi:{d}" for d in s.references)})
+    return pd.DataFrame(rows)

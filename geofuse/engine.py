@@ -1,0 +1,416 @@
+"""The chunked fusion engine: the only code that knows about chunks.
+
+For a pansharpening-like method with inputs ``("ms", "pan")`` the engine
+
+1. fits the two grids (:func:`geofuse.grid.fit_grids`): integer ratio, sub-pixel phase, windows;
+2. converts both inputs to float32 dask arrays on a common block layout: the HR chunks are exactly
+   ``ratio`` times the LR chunks, so LR block ``(i, j)`` covers HR block ``(i, j)``;
+3. replaces nodata by the band's valid mean (so filters see a neutral value) and keeps the masks;
+4. runs the method's ``estimate`` once, as lazy global reductions (:mod:`geofuse.stats`);
+5. runs the method's ``apply`` per block through an overlap of ``halo`` pixels (``boundary='none'``:
+   at the image's own borders every filter pads with its own rule, exactly as on the whole image),
+   upsampling the LR tile *inside* the task, on the torch device;
+6. trims the halo, casts to the output dtype, restores nodata.
+
+Nothing is computed until the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Mapping
+
+import dask
+import dask.array as da
+import numpy as np
+import torch
+import xarray as xr
+
+from . import sensors as _sensors
+from .device import resolve_device
+from .errors import BandCountError, InputError, ParameterError
+from .kernels.resample import INTERPOLATORS, decimate, upsample, upsample_halo
+
+COMPAT = ("default", "toolbox")
+DEFAULT_CHUNK = 1024
+
+
+@dataclass
+class Block:
+    """One chunk of the inputs, with halo, as torch tensors on the task's device.
+
+    Attributes
+    ----------
+    pan : torch.Tensor or None
+        (1, H, W) high-resolution tile (nodata filled).
+    ms_lr : torch.Tensor
+        (C, h, w) low-resolution tile, ``H = ratio * h``.
+    ratio : int
+    phase : tuple of float
+        HR position of LR sample 0 of the tile, per axis (see :mod:`geofuse.kernels.resample`).
+    compat : {"default", "toolbox"}
+    interpolation : str
+    sensor : geofuse.sensors.Sensor
+    """
+
+    pan: torch.Tensor | None
+    ms_lr: torch.Tensor
+    ratio: int
+    phase: tuple[float, float]
+    compat: str
+    interpolation: str
+    sensor: _sensors.Sensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def border(self) -> str:
+        """Border rule of the interpolator: the toolbox's interp23tap is circular."""
+        return "circular" if self.compat == "toolbox" else "symmetric"
+
+    @property
+    def device(self) -> torch.device:
+        return self.ms_lr.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.ms_lr.dtype
+
+    @cached_property
+    def ms(self) -> torch.Tensor:
+        """The LR tile interpolated onto the HR tile (``interp23tap`` by default), computed in-task."""
+        return self.upsample(self.ms_lr)
+
+    def upsample(self, x_lr: torch.Tensor) -> torch.Tensor:
+        return upsample(x_lr, self.ratio, self.phase, self.interpolation, self.border)
+
+    def decimate(self, x_hr: torch.Tensor) -> torch.Tensor:
+        return decimate(x_hr, self.ratio, self.phase)
+
+    @property
+    def gains(self) -> tuple[float, ...]:
+        return self.sensor.gains(self.ms_lr.shape[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Block layout shared by the HR and LR arrays."""
+
+    ratio: int
+    lr_chunks: tuple[tuple[int, ...], tuple[int, ...]]
+
+    @property
+    def hr_chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return tuple(tuple(self.ratio * c for c in cs) for cs in self.lr_chunks)  # type: ignore[return-value]
+
+
+def _axis_chunks(n: int, size: int, min_size: int) -> tuple[int, ...]:
+    size = max(size, min_size, 1)
+    chunks = [size] * (n // size)
+    rest = n - size * len(chunks)
+    if rest:
+        if chunks and rest < min_size:
+            chunks[-1] += rest
+        else:
+            chunks.append(rest)
+    return tuple(chunks) or (n,)
+
+
+def make_layout(lr_shape: tuple[int, int], ratio: int, hr_chunk: int | tuple[int, int] | None,
+                lr_halo: int) -> Layout:
+    """LR chunks of ``hr_chunk // ratio`` (>= the LR halo so overlaps stay between neighbours)."""
+    if hr_chunk is None:
+        hr_chunk = DEFAULT_CHUNK
+    cy, cx = (hr_chunk, hr_chunk) if isinstance(hr_chunk, int) else hr_chunk
+    if min(cy, cx) < 1:
+        raise ParameterError("Chunk size must be positive", expected="chunks >= 1 HR pixel", got=str(hr_chunk),
+                             fix="pass chunks=1024")
+    ly = _axis_chunks(lr_shape[0], max(1, cy // ratio), lr_halo)
+    lx = _axis_chunks(lr_shape[1], max(1, cx // ratio), lr_halo)
+    return Layout(ratio, (ly, lx))
+
+
+# --------------------------------------------------------------------------------------------------
+# per-block execution
+
+_TORCH_THREADS_SET = False
+_TORCH_LOCK = threading.Lock()
+
+
+def _configure_torch_threads() -> None:
+    """Inside dask's thread pool each task uses one torch thread (dask provides the parallelism)."""
+    global _TORCH_THREADS_SET
+    if not _TORCH_THREADS_SET and threading.current_thread() is not threading.main_thread():
+        with _TORCH_LOCK:
+            if not _TORCH_THREADS_SET:
+                torch.set_num_threads(1)
+                _TORCH_THREADS_SET = True
+
+
+def _torch_dtype(work: str) -> torch.dtype:
+    return torch.float64 if work == "float64" else torch.float32
+
+
+def _edges(block_info: Mapping | None) -> tuple[bool, bool, bool, bool]:
+    """(top, bottom, left, right): is that side of this block a border of the whole image?"""
+    if not block_info:
+        return (True, True, True, True)
+    info = block_info[None]  # the output block: same block grid as every input
+    (_, iy, ix), (_, ny, nx) = info["chunk-location"], info["num-chunks"]
+    return (iy == 0, iy == ny - 1, ix == 0, ix == nx - 1)
+
+
+def _trim(x: np.ndarray, h: int, edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    top, bottom, left, right = (0 if e else h for e in edges)
+    H, W = x.shape[-2:]
+    return x[..., top:H - bottom, left:W - right]
+
+
+@dataclass(frozen=True)
+class _TaskSpec:
+    """Everything a block task needs besides its arrays; small and picklable."""
+
+    fn: Callable[..., Any]
+    params: Mapping[str, Any]
+    ratio: int
+    phase: tuple[float, float]
+    compat: str
+    interpolation: str
+    sensor: _sensors.Sensor
+    device: str
+    work: str
+    lr_halo: int
+    out_grid: str  # "hr" or "lr"
+
+
+def _run_block(task: _TaskSpec, pan: np.ndarray | None, ms_lr: np.ndarray, est: Mapping[str, Any],
+               block_info=None) -> np.ndarray:
+    _configure_torch_threads()
+    dev = resolve_device(task.device)
+    dt = _torch_dtype(task.work)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+
+    blk = Block(pan=None if pan is None else t(pan), ms_lr=t(ms_lr), ratio=task.ratio, phase=task.phase,
+                compat=task.compat, interpolation=task.interpolation, sensor=task.sensor)
+    est_t = {k: (t(v) if isinstance(v, np.ndarray) else v) for k, v in (est or {}).items()}
+    with torch.no_grad():
+        out = task.fn(blk, est_t, task.params)
+    out = out.detach().to("cpu", torch.float32 if task.work != "float64" else torch.float64).numpy()
+    h = task.lr_halo * (task.ratio if task.out_grid == "hr" else 1)
+    return _trim(out, h, _edges(block_info))
+
+
+def _run_block_hr(task, pan, ms_lr, est=None, block_info=None):
+    return _run_block(task, pan, ms_lr, est, block_info)
+
+
+def _run_block_lr_only(task, ms_lr, est=None, block_info=None):
+    return _run_block(task, None, ms_lr, est, block_info)
+
+
+# --------------------------------------------------------------------------------------------------
+# the prepared inputs and the estimate context
+
+
+@dataclass
+class Prepared:
+    """Float32 dask inputs on a common layout, nodata filled, with masks (engine-internal)."""
+
+    pan: da.Array | None  # (1, H, W)
+    ms_lr: da.Array  # (C, h, w)
+    valid_hr: da.Array | None  # (H, W) bool
+    valid_lr: da.Array | None  # (h, w) bool
+    layout: Layout
+    ratio: int
+    phase: tuple[float, float]
+    compat: str
+    interpolation: str
+    sensor: _sensors.Sensor
+    device: str
+    work: str
+    lr_halo: int
+
+    def tile_map(self, fn: Callable[[Block, Mapping, Mapping], torch.Tensor], *, bands: int,
+                 grid: str = "hr", params: Mapping[str, Any] | None = None, est: Any = None,
+                 dtype=np.float32) -> da.Array:
+        """Lazily apply ``fn(block, est, params)`` to every block with halo; returns (bands, ...) on ``grid``.
+
+        ``grid="hr"``: ``fn`` returns an HR tile (the block's full extent); ``grid="lr"``: an LR tile.
+        """
+        task = _TaskSpec(fn=fn, params=dict(params or {}), ratio=self.ratio, phase=self.phase,
+                         compat=self.compat, interpolation=self.interpolation, sensor=self.sensor,
+                         device=self.device, work=self.work, lr_halo=self.lr_halo, out_grid=grid)
+        hl = self.lr_halo
+        lr_ov = da.overlap.overlap(self.ms_lr, depth={0: 0, 1: hl, 2: hl}, boundary="none")
+        chunks_yx = self.layout.hr_chunks if grid == "hr" else self.layout.lr_chunks
+        out_chunks = ((bands,),) + tuple(chunks_yx)
+        kwargs = {} if est is None else {"est": est}
+        out_dtype = np.float64 if self.work == "float64" else dtype
+        if self.pan is not None:
+            pan_ov = da.overlap.overlap(self.pan, depth={0: 0, 1: hl * self.ratio, 2: hl * self.ratio},
+                                        boundary="none")
+            return da.map_blocks(_run_block_hr, task, pan_ov, lr_ov, chunks=out_chunks, dtype=out_dtype,
+                                 meta=np.empty((0, 0, 0), out_dtype), **kwargs)
+        return da.map_blocks(_run_block_lr_only, task, lr_ov, chunks=out_chunks, dtype=out_dtype,
+                             meta=np.empty((0, 0, 0), out_dtype), **kwargs)
+
+    @cached_property
+    def ms(self) -> da.Array:
+        """The upsampled MS on the HR grid, lazily (for global statistics; fused into reductions)."""
+        return self.tile_map(_block_ms, bands=self.ms_lr.shape[0])
+
+
+def _block_ms(block: Block, est, params) -> torch.Tensor:
+    return block.ms
+
+
+EstimateContext = Prepared
+
+
+# --------------------------------------------------------------------------------------------------
+# preparing inputs
+
+
+def _as_float_dask(data: xr.DataArray, chunks) -> da.Array:
+    arr = data.data
+    if not isinstance(arr, da.Array):
+        arr = da.from_array(np.asarray(arr), chunks=chunks)
+    else:
+        arr = arr.rechunk(chunks)
+    return arr
+
+
+def nodata_of(x: xr.DataArray) -> float | None:
+    """The nodata value of a raster (rioxarray's encoded or attribute nodata, or ``_FillValue``)."""
+    nd = None
+    try:
+        nd = x.rio.nodata
+    except Exception:  # pragma: no cover - rioxarray not applicable
+        nd = None
+    if nd is None:
+        nd = x.attrs.get("_FillValue", x.encoding.get("_FillValue"))
+    return None if nd is None else float(nd)
+
+
+def _valid_mask(arr: da.Array, nodata: float | None, floating: bool) -> da.Array | None:
+    """(H, W) mask of pixels valid in every band (nodata and NaN excluded)."""
+    if nodata is None and not floating:
+        return None
+    bad = da.zeros(arr.shape[1:], dtype=bool, chunks=arr.chunks[1:])
+    if nodata is not None:
+        bad = bad | (da.isclose(arr, nodata) if not math.isnan(nodata) else da.isnan(arr)).any(axis=0)
+    if floating:
+        bad = bad | da.isnan(arr).any(axis=0)
+    return ~bad
+
+
+def _fill(arr: da.Array, valid: da.Array | None) -> da.Array:
+    arr = arr.astype(np.float32)
+    if valid is None:
+        return arr
+    w = valid.astype(np.float64)[None]
+    mean = (da.where(valid[None], arr, 0).astype(np.float64)).sum(axis=(1, 2)) / w.sum()
+    return da.where(valid[None], arr, mean.astype(np.float32)[:, None, None])
+
+
+def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, compat: str = "default",
+            interpolation: str = "interp23tap", sensor=None, device: str = "auto", chunks=None,
+            work: str = "float32") -> Prepared:
+    """Window, rechunk, mask and fill the inputs for a method whose own halo is ``halo_hr`` HR pixels."""
+    if compat not in COMPAT:
+        raise ParameterError("Unknown compat mode", expected=" or ".join(map(repr, COMPAT)), got=repr(compat),
+                             fix="use compat='default' (or 'toolbox' to reproduce the MATLAB toolbox)")
+    if interpolation not in INTERPOLATORS:
+        raise ParameterError("Unknown interpolation", expected=", ".join(INTERPOLATORS), got=repr(interpolation),
+                             fix="use interpolation='interp23tap'")
+    r = grid.ratio
+    phase = grid.phase
+    if interpolation == "interp23tap" and (r & (r - 1) or any(abs(2 * p - round(2 * p)) > 1e-9 for p in phase)):
+        interpolation = "lanczos3"  # interp23tap exists for powers of two only (SPEC section 3)
+    ms_w = ms.isel(y=grid.lr_slices()[0], x=grid.lr_slices()[1]) if "y" in ms.dims else ms
+    up_h = upsample_halo(r, phase, interpolation)
+    lr_halo = int(math.ceil(halo_hr / r)) + up_h
+    layout = make_layout(ms_w.shape[1:], r, chunks, lr_halo)
+    nbands = ms_w.shape[0]
+    sensor = sensor if isinstance(sensor, _sensors.Sensor) else _sensors.get(sensor, nbands)
+    sensor.gains(nbands)
+    ms_arr = _as_float_dask(ms_w, ((nbands,),) + layout.lr_chunks)
+    valid_lr = _valid_mask(ms_arr, nodata_of(ms), np.issubdtype(ms.dtype, np.floating))
+    pan_arr = valid_hr = None
+    if pan is not None:
+        sl = grid.hr_slices()
+        pan_w = pan.isel(y=sl[0], x=sl[1]) if "y" in pan.dims else pan
+        if pan_w.shape[0] != 1:
+            raise BandCountError("The PAN must have exactly one band", expected="1 band", got=f"{pan_w.shape[0]} bands",
+                                 fix="select the panchromatic band, e.g. pan.isel(band=[0])")
+        pan_arr = _as_float_dask(pan_w, ((1,),) + layout.hr_chunks)
+        valid_hr = _valid_mask(pan_arr, nodata_of(pan), np.issubdtype(pan.dtype, np.floating))
+        if valid_lr is not None:
+            up = da.repeat(da.repeat(valid_lr, r, axis=0), r, axis=1).rechunk(layout.hr_chunks)
+            valid_hr = up if valid_hr is None else (valid_hr & up)
+        pan_arr = _fill(pan_arr, valid_hr)
+    ms_arr = _fill(ms_arr, valid_lr)
+    return Prepared(pan=pan_arr, ms_lr=ms_arr, valid_hr=valid_hr, valid_lr=valid_lr, layout=layout, ratio=r,
+                    phase=phase, compat=compat, interpolation=interpolation, sensor=sensor,
+                    device=str(device), work=work, lr_halo=lr_halo)
+
+
+def _materialise_est(est: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (np.asarray(v) if not isinstance(v, (int, float, str, bool)) else v) for k, v in est.items()}
+
+
+def fuse_prepared(spec, prep: Prepared, params: Mapping[str, Any]) -> da.Array:
+    """Run ``spec.estimate`` once (lazily) and ``spec.apply`` per block; float (C, H, W) on the HR grid."""
+    est = spec.estimate(prep, params) if spec.estimate is not None else {}
+    est_delayed = dask.delayed(_materialise_est)(dict(est)) if est else None
+    return prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=params, est=est_delayed)
+
+
+def to_output_dtype(x: da.Array, dtype: np.dtype, valid: da.Array | None, nodata: float | None) -> da.Array:
+    """Cast to ``dtype`` (integers: rounded and clipped to the dtype's range, kept off the nodata value)
+    and write ``nodata`` where ``valid`` is False."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        lo, hi = float(info.min), float(info.max)
+        if nodata is not None and nodata == lo:
+            lo += 1
+        elif nodata is not None and nodata == hi:
+            hi -= 1
+        x = da.clip(da.round(x), lo, hi)
+    x = x.astype(dtype)
+    if valid is not None:
+        fill = nodata if nodata is not None else (np.nan if np.issubdtype(dtype, np.floating) else 0)
+        x = da.where(valid[None], x, np.asarray(fill).astype(dtype))
+    return x
+
+
+def check_inputs(ms: xr.DataArray, pan: xr.DataArray | None) -> None:
+    """Dims, emptiness and dtype checks with clear errors."""
+    for name, x in (("ms", ms), ("pan", pan)):
+        if x is None:
+            continue
+        if not isinstance(x, xr.DataArray):
+            raise InputError(f"Input {name!r} is not an xarray.DataArray",
+                             expected="an xarray.DataArray with dims ('band', 'y', 'x')", got=type(x).__name__,
+                             fix="open files with geofuse.open_raster(path) or wrap arrays with xr.DataArray")
+        if x.ndim == 2:
+            raise InputError(f"Input {name!r} has no band dimension", expected="dims ('band', 'y', 'x')",
+                             got=f"dims {x.dims}", fix=f"use {name}.expand_dims('band')")
+        if x.ndim != 3 or x.dims[0] != "band":
+            raise InputError(f"Input {name!r} has the wrong dimensions", expected="dims ('band', 'y', 'x')",
+                             got=f"dims {x.dims}", fix=f"transpose with {name}.transpose('band', 'y', 'x')")
+        if 0 in x.shape:
+            raise InputError(f"Input {name!r} is empty", expected="at least one band and one pixel",
+                             got=f"shape {x.shape}", fix="check the file or the selection that produced it")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise InputError(f"Input {name!r} has a non-numeric dtype", expected="integer or float pixels",
+                             got=str(x.dtype), fix="convert with .astype('float32')")

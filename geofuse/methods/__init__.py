@@ -1,0 +1,1 @@
+from . import pansharpening  # noqa: F401  (registers the pansharpening methods)

@@ -1,0 +1,144 @@
+"""Pansharpening methods (PAN + MS): one small estimate/apply pair and one registry entry each.
+
+``estimate(ctx, params)`` receives the engine's prepared inputs (:class:`geofuse.engine.Prepared`:
+lazy float32 dask arrays ``ctx.pan`` (1,H,W), ``ctx.ms_lr`` (C,h,w), the lazily upsampled ``ctx.ms``,
+validity masks, and ``ctx.tile_map`` to derive filtered arrays chunk by chunk) and returns small lazy
+arrays. ``apply(block, est, params)`` works on one :class:`geofuse.engine.Block` with torch.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .. import stats
+from ..kernels import cs, mra
+from ..kernels.filters import (atrous_halo, atrous_lowpass, correlate2d, correlate_separable,
+                               lp_filter_gauss_kernel, mtf_kernels)
+from ..kernels.resample import decimation_kernel
+from ..registry import MethodSpec, Parameter, register
+
+VIVONE_2021 = "10.1109/MGRS.2020.3019315"
+VIVONE_2015 = "10.1109/TGRS.2014.2361734"
+
+
+def _no_halo(params, ratio: int) -> int:
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- EXP
+
+
+def _exp_apply(block, est, params) -> torch.Tensor:
+    return block.ms
+
+
+register(MethodSpec(
+    name="exp", title="EXP (interpolated MS)", family="baseline", scenario="pansharpening", inputs=("ms", "pan"),
+    parameters=(), references=(VIVONE_2021,),
+    summary="The MS interpolated onto the PAN grid (23-tap polynomial interpolator), with no PAN detail. "
+            "The reference point every method must beat; useful to check alignment.",
+    apply=_exp_apply, halo=_no_halo))
+
+
+# -------------------------------------------------------------------------------------------------- GSA
+
+
+def _lowpass_levels(ratio: int) -> int:
+    return max(1, math.ceil(math.log2(ratio)))
+
+
+def _gsa_pan_lr(block, est, params) -> torch.Tensor:
+    """LPfilterPlusDec: à trous (B3 spline, log2(ratio) levels) low pass of the PAN, then decimation."""
+    lp = atrous_lowpass(block.pan, _lowpass_levels(block.ratio), mode="symmetric")
+    return block.decimate(lp)
+
+
+def _gsa_estimate(ctx, params):
+    pan_lr = ctx.tile_map(_gsa_pan_lr, bands=1, grid="lr")
+    alpha, _ = stats.regress(pan_lr, ctx.ms_lr, ctx.valid_lr, intercept=True)
+    m = stats.moments([ctx.ms], ctx.valid_hr)
+    pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
+    cov_ia = m.cov @ alpha  # cov(I0, MS_b) for every band
+    var_i = alpha @ cov_ia
+    return {"alpha": alpha, "gains": cov_ia / var_i, "ms_mean": m.mean, "pan_mean": pan_mean}
+
+
+def _gsa_apply(block, est, params) -> torch.Tensor:
+    return cs.gsa(block.ms, block.pan, est["alpha"], est["gains"], est["ms_mean"], est["pan_mean"])
+
+
+def _gsa_halo(params, ratio: int) -> int:
+    return atrous_halo(_lowpass_levels(ratio))
+
+
+register(MethodSpec(
+    name="gsa", title="GSA (Gram-Schmidt adaptive)", family="CS", scenario="pansharpening", inputs=("ms", "pan"),
+    parameters=(), references=("10.1109/TGRS.2007.901007", VIVONE_2021),
+    summary="Component substitution: an intensity I is the weighted sum of the MS bands whose weights come "
+            "from a least-squares fit of the low-passed PAN on the low-resolution MS; each band receives "
+            "g_b (P - I) with g_b = cov(I, MS_b) / var(I). Fast and spatially sharp; a good default for "
+            "CS fusion when the PAN overlaps the MS bands spectrally.",
+    estimate=_gsa_estimate, apply=_gsa_apply, halo=_gsa_halo))
+
+
+# -------------------------------------------------------------------------------------------------- MTF-GLP-HPM
+
+
+@lru_cache(maxsize=64)
+def _separable_terms(kernel_key: tuple, tol: float = 1e-7):
+    """Rank-k separable form of a 2-D kernel via SVD (terms whose singular value > tol * largest)."""
+    k = np.asarray(kernel_key[1]).reshape(kernel_key[0])
+    u, s, vt = np.linalg.svd(k)
+    keep = s > tol * s[0]
+    return tuple((u[:, i] * math.sqrt(s[i]), vt[i] * math.sqrt(s[i])) for i in np.nonzero(keep)[0])
+
+
+def _lpgauss_pan(block, est, params) -> torch.Tensor:
+    """LPfilterGauss(PAN) (GNyq 0.3 Gaussian, replicate border), as a low-rank separable filter."""
+    k = lp_filter_gauss_kernel(block.ratio)
+    out = None
+    for kv, kh in _separable_terms((k.shape, tuple(k.ravel()))):
+        term = correlate_separable(block.pan, kv, kh, mode="replicate")
+        out = term if out is None else out + term
+    return out
+
+
+def _glp_equalisation(ctx, params):
+    """Per-band PAN equalisation P_b = a_b (P - mean P) + mean MS_b, with a_b = std(MS_b)/std(LPG(P))."""
+    pan_lp = ctx.tile_map(_lpgauss_pan, bands=1)
+    m_ms = stats.moments([ctx.ms], ctx.valid_hr)
+    m_lp = stats.moments([pan_lp], ctx.valid_hr)
+    pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
+    scale = m_ms.std / m_lp.std[0]
+    return {"scale": scale, "offset": m_ms.mean - scale * pan_mean[0]}
+
+
+def _mtf_decimate(block, x: torch.Tensor) -> torch.Tensor:
+    """MTF-matched per-band filter of ``x`` ((1,H,W) or (C,H,W)) and decimation at the grid phase."""
+    k, offset = decimation_kernel(mtf_kernels(block.gains, block.ratio), block.phase)
+    return correlate2d(x, k, mode="replicate", stride=block.ratio, offset=offset)
+
+
+def _mtf_glp_hpm_apply(block, est, params) -> torch.Tensor:
+    scale, offset = est["scale"][:, None, None], est["offset"][:, None, None]
+    pan_eq = scale * block.pan + offset  # (C, H, W)
+    pan_lp = block.upsample(_mtf_decimate(block, pan_eq))
+    return mra.hpm(block.ms, pan_eq, pan_lp)
+
+
+def _mtf_halo(params, ratio: int) -> int:
+    return 20 + 1  # 41x41 MTF kernel, +1 for a half-integer decimation phase
+
+
+register(MethodSpec(
+    name="mtf_glp_hpm", title="MTF-GLP-HPM", family="MRA", scenario="pansharpening", inputs=("ms", "pan"),
+    parameters=(), references=("10.14358/PERS.72.5.591", "10.1109/TIP.2018.2819501", VIVONE_2021),
+    summary="Generalized Laplacian pyramid with MTF-matched filters and high-pass modulation: the PAN, "
+            "equalised to each band, is low-passed with the band's MTF-matched Gaussian, decimated and "
+            "re-interpolated; each band is multiplied by PAN / PAN_low. Spectrally faithful, robust to "
+            "misregistration; choose it when spectral quality matters most.",
+    estimate=_glp_equalisation, apply=_mtf_glp_hpm_apply, halo=_mtf_halo, tags=("mtf",)))
