@@ -414,3 +414,46 @@ def check_inputs(ms: xr.DataArray, pan: xr.DataArray | None) -> None:
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
             raise InputError(f"Input {name!r} has a non-numeric dtype", expected="integer or float pixels",
                              got=str(x.dtype), fix="convert with .astype('float32')")
+
+
+# --------------------------------------------------------------------------------------------------
+# single-input chunked maps (Wald degradation, interpolation)
+
+
+def _run_single(fn, x: np.ndarray, *, out_halo: int, device: str, work: str, block_info=None) -> np.ndarray:
+    _configure_torch_threads()
+    dev = resolve_device(device)
+    dt = _torch_dtype(work)
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(device=dev, dtype=dt)
+    with torch.no_grad():
+        out = fn(t)
+    out = out.detach().to("cpu").numpy()
+    return _trim(out, out_halo, _edges(block_info))
+
+
+def map_tiles(arr: da.Array, fn: Callable[[torch.Tensor], torch.Tensor], *, depth: int, num: int = 1,
+              den: int = 1, bands: int | None = None, chunk: int = DEFAULT_CHUNK, device: str = "auto",
+              work: str = "float32") -> da.Array:
+    """Apply ``fn`` to (C, H, W) tiles of ``arr`` with ``depth`` pixels of halo (``boundary='none'``:
+    at the image's borders ``fn`` pads with its own rule, so chunked == whole image).
+
+    ``fn`` maps a tile of n pixels per axis to ``n * num / den`` pixels (decimation: ``den = ratio``;
+    interpolation: ``num = ratio``). Chunks are rounded to multiples of ``den`` and ``depth`` up to a
+    multiple of ``den`` so that every tile starts on the decimation lattice.
+    """
+    depth = int(math.ceil(depth / den) * den)
+    size = max(den, (max(chunk, depth) // den) * den)
+    ys = _axis_chunks(arr.shape[1] // den, size // den, int(math.ceil(depth / den)))
+    xs = _axis_chunks(arr.shape[2] // den, size // den, int(math.ceil(depth / den)))
+    ys, xs = tuple(c * den for c in ys), tuple(c * den for c in xs)
+    if sum(ys) != arr.shape[1] or sum(xs) != arr.shape[2]:
+        raise ParameterError("Image size is not a multiple of the decimation factor",
+                             expected=f"rows and cols divisible by {den}", got=f"{arr.shape[1:]}",
+                             fix=f"crop the image to a multiple of {den} pixels")
+    arr = arr.rechunk(((arr.shape[0],), ys, xs))
+    ov = da.overlap.overlap(arr, depth={0: 0, 1: depth, 2: depth}, boundary="none")
+    nb = bands if bands is not None else arr.shape[0]
+    out_chunks = ((nb,), tuple(c * num // den for c in ys), tuple(c * num // den for c in xs))
+    dtype = np.float64 if work == "float64" else np.float32
+    return da.map_blocks(_run_single, fn, ov, out_halo=depth * num // den, device=device, work=work,
+                         chunks=out_chunks, dtype=dtype, meta=np.empty((0, 0, 0), dtype))
