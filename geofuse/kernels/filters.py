@@ -52,6 +52,8 @@ __all__ = [
     "atrous_lowpass",
     "atrous_halo",
     "B3_SPLINE",
+    "undecimated_lowpass",
+    "undecimated_lowpass_halo",
 ]
 
 PAD_MODES = ("replicate", "symmetric", "reflect", "circular", "zeros")
@@ -669,4 +671,80 @@ def atrous_lowpass(x: Tensor, levels: int, mode: str = "symmetric") -> Tensor:
         dil = 2 ** (j - 1)
         y = _correlate1d(y, k, axis=-2, mode=mode, dilation=dil)
         y = _correlate1d(y, k, axis=-1, mode=mode, dilation=dil)
+    return y
+
+
+# --------------------------------------------------------------------------------------------------
+# undecimated wavelet low pass of the toolbox (ndwt2_working / indwt2_working, details zeroed)
+# --------------------------------------------------------------------------------------------------
+
+def undecimated_lowpass_halo(levels: int) -> int:
+    """Context needed by :func:`undecimated_lowpass` on each side: :math:`4L` (``2L`` passes of radius 2).
+
+    A tile carrying at least this many real pixels beyond the part that is kept gives exactly the
+    whole-image result there.
+    """
+    return 4 * int(levels)
+
+
+def undecimated_lowpass(x: Tensor, levels: int, mode: str = "symmetric") -> Tensor:
+    r"""Approximation of the toolbox's undecimated wavelet transform, reconstructed with zero details.
+
+    The reference toolbox (``LPfilterPlusDec`` for GSA, ``AWLP``) decomposes an image with its
+    ``ndwt2_working`` (Starck-Murtagh filter bank :math:`h = \sqrt2\,[1, 4, 6, 4, 1]/16`), zeroes every
+    detail sub-band and inverts with ``indwt2_working``. With the details zeroed this is a linear
+    low pass, computed here exactly, borders included:
+
+    * analysis, :math:`L` times: extend the current approximation by 4 samples per side (``mode``,
+      half-sample mirror in the toolbox), correlate separably with :math:`b = [1, 4, 6, 4, 1]/16`
+      keeping every fully covered sample, so the approximation *grows* by 4 samples per axis per level
+      (its border samples are filtered values of the extension);
+    * synthesis, :math:`L` times: correlate separably with :math:`b` keeping only fully covered
+      samples (the toolbox's full convolution then centred crop), shrinking by 4 per axis per level.
+
+    The :math:`\sqrt2` factors of the filters and the toolbox's division by 4 per synthesis level
+    cancel (unit DC gain). The filter is *not* dilated between levels, so away from the borders the
+    result is the correlation with the separable binomial kernel :math:`b^{*2L}`, i.e. the 1-D profile
+    :math:`\binom{8L}{k} / 2^{8L}`, :math:`k = 0..8L` (17 taps for :math:`L = 2`); near the borders it
+    differs from any single-extension filtering because every analysis level re-extends its own,
+    already grown, approximation.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(C, H, W)`` float image.
+    levels : int
+        Number of decomposition levels :math:`L \ge 0` (the toolbox uses :math:`\lceil\log_2 r\rceil`);
+        ``0`` returns ``x``.
+    mode : str, default "symmetric"
+        Boundary extension of each analysis level, see :func:`pad` (the toolbox: ``"symmetric"``).
+
+    Returns
+    -------
+    Tensor
+        ``(C, H, W)`` low-pass image, dtype and device of ``x``. Local: see
+        :func:`undecimated_lowpass_halo`.
+
+    References
+    ----------
+    J.-L. Starck, J. Fadili, F. Murtagh, "The undecimated wavelet decomposition and its
+    reconstruction", IEEE Transactions on Image Processing 16(2), 297-309, 2007,
+    doi:10.1109/TIP.2006.887733. Vivone et al. 2021, doi:10.1109/MGRS.2020.3019315.
+    """
+    _check_image(x)
+    _check_mode(mode)
+    if int(levels) != levels or levels < 0:
+        raise ParameterError("levels must be a non-negative integer", expected="int >= 0", got=repr(levels),
+                             fix="pass e.g. ceil(log2(ratio))")
+    levels = int(levels)
+    k = torch.as_tensor(B3_SPLINE, dtype=x.dtype, device=x.device)
+    e = len(B3_SPLINE) - 1  # extension per side, the toolbox's lf - 1
+    y = x
+    for _ in range(levels):
+        y = pad(y, e, e, e, e, mode)
+        y = _correlate1d(y, k, axis=-2, mode=mode, before=0, after=0)
+        y = _correlate1d(y, k, axis=-1, mode=mode, before=0, after=0)
+    for _ in range(levels):
+        y = _correlate1d(y, k, axis=-2, mode=mode, before=0, after=0)
+        y = _correlate1d(y, k, axis=-1, mode=mode, before=0, after=0)
     return y

@@ -52,8 +52,11 @@ def _lowpass_levels(ratio: int) -> int:
 
 
 def _gsa_pan_lr(block, est, params) -> torch.Tensor:
-    """LPfilterPlusDec: à trous (B3 spline, log2(ratio) levels) low pass of the PAN, then decimation."""
-    lp = atrous_lowpass(block.pan, _lowpass_levels(block.ratio), mode="symmetric")
+    """LPfilterPlusDec: undecimated Starck-Murtagh wavelet low pass (ceil(log2(ratio)) levels, details
+    zeroed, ``ndwt2_working``/``indwt2_working``) of the PAN, then decimation onto the LR grid."""
+    from ..kernels.filters import undecimated_lowpass
+
+    lp = undecimated_lowpass(block.pan, _lowpass_levels(block.ratio), mode="symmetric")
     return block.decimate(lp)
 
 
@@ -72,7 +75,9 @@ def _gsa_apply(block, est, params) -> torch.Tensor:
 
 
 def _gsa_halo(params, ratio: int) -> int:
-    return atrous_halo(_lowpass_levels(ratio))
+    from ..kernels.filters import undecimated_lowpass_halo
+
+    return undecimated_lowpass_halo(_lowpass_levels(ratio))
 
 
 register(MethodSpec(
