@@ -109,3 +109,52 @@ def methods_table(scenario: str | None = None):
                      "parameters": ", ".join(f"{q.name}={q.default!r}" for q in s.parameters) or "-",
                      "references": ", ".join(f"doi:{d}" for d in s.references)})
     return pd.DataFrame(rows)
+
+
+def evaluate(fused: xr.DataArray, reference: xr.DataArray | None = None, *, ms: xr.DataArray | None = None,
+             pan: xr.DataArray | None = None, ratio: int | None = None, protocol: str = "reduced",
+             metrics: Sequence[str] = ("Q2n", "SAM", "ERGAS"), compat: str = "default", dim_cut: int = 0,
+             block: int = 32):
+    """Quality table of a fused image: one tidy pandas DataFrame (metric, band, value, ...).
+
+    Parameters
+    ----------
+    fused : xarray.DataArray
+        The fused image ("band", "y", "x").
+    reference : xarray.DataArray
+        Ground truth on the same grid (reduced-resolution / Wald protocol).
+    ms, pan : xarray.DataArray, optional
+        The inputs of the fusion; ``ms`` gives the ratio from the grids when ``ratio`` is not given.
+    ratio : int, optional
+        Resolution ratio (for ERGAS). Default: from ``fused.attrs["geofuse_ratio"]`` or the grids.
+    protocol : {"reduced"}
+        The reduced-resolution protocol (the full-resolution indexes D_lambda, D_s, QNR, HQNR belong to
+        the metric suite).
+    metrics : sequence of str
+        Metric names of :data:`geofuse.metrics.METRICS`.
+    compat : {"default", "toolbox"}
+        ``"toolbox"`` reproduces the MATLAB toolbox (uint16 cast inside Q2n).
+    dim_cut : int
+        Border cut as the toolbox's ``indexes_evaluation`` (21 in its demos; 0 = none).
+    """
+    from .metrics.evaluate import reduced_resolution
+
+    if protocol != "reduced":
+        raise ParameterError("Unknown evaluation protocol in this version", expected="protocol='reduced'",
+                             got=repr(protocol), fix="use protocol='reduced' with a reference image")
+    if reference is None:
+        raise ParameterError("The reduced-resolution protocol needs a reference", expected="reference=<ground truth>",
+                             got="None", fix="pass the original MS of a Wald-degraded pair as reference")
+    if fused.shape != reference.shape:
+        raise ParameterError("Fused and reference images differ in shape", expected=str(tuple(reference.shape)),
+                             got=str(tuple(fused.shape)), fix="evaluate the fusion of the degraded pair against "
+                             "the original MS (geofuse simulate)")
+    if ratio is None:
+        ratio = fused.attrs.get("geofuse_ratio")
+    if ratio is None and ms is not None:
+        ratio = fit_grids(fused, ms).ratio
+    if ratio is None:
+        raise ParameterError("The resolution ratio is unknown", expected="ratio= or ms=", got="neither",
+                             fix="pass ratio=4 (PAN/MS pixel size ratio) or the low-resolution MS")
+    return reduced_resolution(fused, reference, int(ratio), metrics=tuple(metrics), compat=compat,
+                              dim_cut=dim_cut, block=block)

@@ -16,10 +16,10 @@ import torch
 
 from .. import stats
 from ..kernels import cs, mra
-from ..kernels.filters import (atrous_halo, atrous_lowpass, correlate2d, correlate_separable,
+from ..kernels.filters import (correlate2d, correlate_separable, undecimated_lowpass, undecimated_lowpass_halo,
                                lp_filter_gauss_kernel, mtf_kernels)
 from ..kernels.resample import decimation_kernel
-from ..registry import MethodSpec, Parameter, register
+from ..registry import MethodSpec, register
 
 VIVONE_2021 = "10.1109/MGRS.2020.3019315"
 VIVONE_2015 = "10.1109/TGRS.2014.2361734"
@@ -54,8 +54,6 @@ def _lowpass_levels(ratio: int) -> int:
 def _gsa_pan_lr(block, est, params) -> torch.Tensor:
     """LPfilterPlusDec: undecimated Starck-Murtagh wavelet low pass (ceil(log2(ratio)) levels, details
     zeroed, ``ndwt2_working``/``indwt2_working``) of the PAN, then decimation onto the LR grid."""
-    from ..kernels.filters import undecimated_lowpass
-
     lp = undecimated_lowpass(block.pan, _lowpass_levels(block.ratio), mode="symmetric")
     return block.decimate(lp)
 
@@ -75,8 +73,6 @@ def _gsa_apply(block, est, params) -> torch.Tensor:
 
 
 def _gsa_halo(params, ratio: int) -> int:
-    from ..kernels.filters import undecimated_lowpass_halo
-
     return undecimated_lowpass_halo(_lowpass_levels(ratio))
 
 
@@ -119,7 +115,7 @@ def _glp_equalisation(ctx, params):
     m_lp = stats.moments([pan_lp], ctx.valid_hr)
     pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
     scale = m_ms.std / m_lp.std[0]
-    return {"scale": scale, "offset": m_ms.mean - scale * pan_mean[0]}
+    return {"scale": scale, "offset": m_ms.mean - scale * pan_mean[0], "ms_mean": m_ms.mean}
 
 
 def _mtf_decimate(block, x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +128,13 @@ def _mtf_glp_hpm_apply(block, est, params) -> torch.Tensor:
     scale, offset = est["scale"][:, None, None], est["offset"][:, None, None]
     pan_eq = scale * block.pan + offset  # (C, H, W)
     pan_lp = block.upsample(_mtf_decimate(block, pan_eq))
-    return mra.hpm(block.ms, pan_eq, pan_lp)
+    floor = None if block.compat == "toolbox" else HPM_FLOOR * est["ms_mean"].abs()
+    return mra.hpm(block.ms, pan_eq, pan_lp, floor=floor)
+
+
+#: default-mode guard of the HPM ratio: below this fraction of the band mean the low-pass PAN is
+#: treated as non-positive and the detail is injected additively (compat="toolbox" keeps the ratio).
+HPM_FLOOR = 0.01
 
 
 def _mtf_halo(params, ratio: int) -> int:
