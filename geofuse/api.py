@@ -77,7 +77,7 @@ def pansharpen(ms: xr.DataArray, pan: xr.DataArray, method: str = "gsa", *,
             raise ParameterError("The nodata value does not fit the output dtype",
                                  expected=f"an integer in [{info.min}, {info.max}]", got=str(nd),
                                  fix="pass nodata= that fits, or dtype='float32'")
-    data = engine.to_output_dtype(fused, out_dtype, prep.valid_hr, nd)
+    data = engine.to_output_dtype(fused, out_dtype, prep.valid_hr_apply, nd)
     transform = grid.out_transform() if _has_transform(pan) else None
     attrs = {"geofuse_method": spec.name, "geofuse_params": json.dumps(p), "geofuse_ratio": grid.ratio,
              "geofuse_phase": json.dumps(list(grid.phase)), "geofuse_sensor": sens.name,

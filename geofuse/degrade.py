@@ -44,7 +44,7 @@ def _out(x: xr.DataArray, data, ratio: int, offset: float, up: bool = False, att
         if up:
             from affine import Affine
             # HR grid whose decimation at ``offset`` gives x's grid
-            t = t * Affine.scale(1 / ratio) * Affine.translation(-(offset + 0.5 - 0.5 * ratio), -(offset + 0.5 - 0.5 * ratio))
+            t = t @ Affine.scale(1 / ratio) @ Affine.translation(-(offset + 0.5 - 0.5 * ratio), -(offset + 0.5 - 0.5 * ratio))
         else:
             t = lowres_transform(t, ratio, (offset, offset))
         transform = t
@@ -139,6 +139,12 @@ def interpolate(lr: xr.DataArray, ratio: int, *, phase: str | float = "corner", 
     if kind not in INTERPOLATORS:
         raise ParameterError("Unknown interpolator", expected=", ".join(INTERPOLATORS), got=repr(kind),
                              fix="use kind='interp23tap'")
+    if border == "circular" and chunks < max(lr.sizes["y"], lr.sizes["x"]):
+        # circular padding wraps around the *image*; per-tile padding would wrap each tile's own content
+        raise ParameterError("border='circular' wraps around the image borders, which needs the whole image "
+                             "in one chunk", expected=f"chunks >= {max(lr.sizes['y'], lr.sizes['x'])} (the "
+                             "input's larger side)", got=f"chunks={chunks!r}",
+                             fix=f"pass chunks={max(lr.sizes['y'], lr.sizes['x'])} or border='symmetric'")
     data = engine.map_tiles(_dask(lr), lambda t: upsample(t, r, p, kind, border), depth=upsample_halo(r, p, kind),
                             num=r, chunk=chunks, device=device, work=work)
     return _out(lr, data, r, p, up=True, attrs={"geofuse_interpolated": f"{kind} x{r}"})

@@ -237,25 +237,31 @@ class Prepared:
     device: str
     work: str
     lr_halo: int
+    pan_apply: da.Array | None = None  # the same inputs from independent (cloned) read tasks
+    ms_lr_apply: da.Array | None = None
+    valid_hr_apply: da.Array | None = None
 
     def tile_map(self, fn: Callable[[Block, Mapping, Mapping], torch.Tensor], *, bands: int,
                  grid: str = "hr", params: Mapping[str, Any] | None = None, est: Any = None,
-                 dtype=np.float32) -> da.Array:
+                 dtype=np.float32, use_pan: bool = True, source: str = "estimate") -> da.Array:
         """Lazily apply ``fn(block, est, params)`` to every block with halo; returns (bands, ...) on ``grid``.
 
         ``grid="hr"``: ``fn`` returns an HR tile (the block's full extent); ``grid="lr"``: an LR tile.
+        ``use_pan=False`` leaves the PAN out of the blocks (``block.pan`` is None). ``source="apply"``
+        reads the inputs through the cloned tasks meant for the final per-block pass.
         """
+        pan, ms_lr = (self.pan_apply, self.ms_lr_apply) if source == "apply" else (self.pan, self.ms_lr)
         task = _TaskSpec(fn=fn, params=dict(params or {}), ratio=self.ratio, phase=self.phase,
                          compat=self.compat, interpolation=self.interpolation, sensor=self.sensor,
                          device=self.device, work=self.work, lr_halo=self.lr_halo, out_grid=grid)
         hl = self.lr_halo
-        lr_ov = da.overlap.overlap(self.ms_lr, depth={0: 0, 1: hl, 2: hl}, boundary="none")
+        lr_ov = da.overlap.overlap(ms_lr, depth={0: 0, 1: hl, 2: hl}, boundary="none")
         chunks_yx = self.layout.hr_chunks if grid == "hr" else self.layout.lr_chunks
         out_chunks = ((bands,),) + tuple(chunks_yx)
         kwargs = {} if est is None else {"est": est}
         out_dtype = np.float64 if self.work == "float64" else dtype
-        if self.pan is not None:
-            pan_ov = da.overlap.overlap(self.pan, depth={0: 0, 1: hl * self.ratio, 2: hl * self.ratio},
+        if pan is not None and use_pan:
+            pan_ov = da.overlap.overlap(pan, depth={0: 0, 1: hl * self.ratio, 2: hl * self.ratio},
                                         boundary="none")
             return da.map_blocks(_run_block_hr, task, pan_ov, lr_ov, chunks=out_chunks, dtype=out_dtype,
                                  meta=np.empty((0, 0, 0), out_dtype), **kwargs)
@@ -265,7 +271,7 @@ class Prepared:
     @cached_property
     def ms(self) -> da.Array:
         """The upsampled MS on the HR grid, lazily (for global statistics; fused into reductions)."""
-        return self.tile_map(_block_ms, bands=self.ms_lr.shape[0])
+        return self.tile_map(_block_ms, bands=self.ms_lr.shape[0], use_pan=False)
 
 
 def _block_ms(block: Block, est, params) -> torch.Tensor:
@@ -279,13 +285,20 @@ EstimateContext = Prepared
 # preparing inputs
 
 
-def _as_float_dask(data: xr.DataArray, chunks) -> da.Array:
+def _as_float_dask(data: xr.DataArray, chunks, independent: bool = False) -> da.Array:
+    """The raster's pixels as a dask array with ``chunks``.
+
+    ``independent=True`` gives the same pixels from read tasks of their own (a clone of the source
+    graph, or a fresh name for in-memory data), so two passes over the image do not share tasks.
+    """
     arr = data.data
     if not isinstance(arr, da.Array):
-        arr = da.from_array(np.asarray(arr), chunks=chunks)
-    else:
-        arr = arr.rechunk(chunks)
-    return arr
+        return da.from_array(np.asarray(arr), chunks=chunks, name=False if independent else None)
+    if independent:
+        from dask.graph_manipulation import clone
+
+        arr = clone(arr, assume_layers=False)  # clone before rechunking (cloned rechunks do not fuse)
+    return arr.rechunk(chunks)
 
 
 def nodata_of(x: xr.DataArray) -> float | None:
@@ -312,13 +325,19 @@ def _valid_mask(arr: da.Array, nodata: float | None, floating: bool) -> da.Array
     return ~bad
 
 
-def _fill(arr: da.Array, valid: da.Array | None) -> da.Array:
+def _fill_value(arr: da.Array, valid: da.Array | None) -> da.Array | None:
+    """Per-band mean of the valid pixels (the neutral value nodata is replaced with before filtering)."""
+    if valid is None:
+        return None
+    w = valid.astype(np.float64)[None]
+    return (da.where(valid[None], arr, 0).astype(np.float64)).sum(axis=(1, 2)) / w.sum()
+
+
+def _fill(arr: da.Array, valid: da.Array | None, value: da.Array | None) -> da.Array:
     arr = arr.astype(np.float32)
     if valid is None:
         return arr
-    w = valid.astype(np.float64)[None]
-    mean = (da.where(valid[None], arr, 0).astype(np.float64)).sum(axis=(1, 2)) / w.sum()
-    return da.where(valid[None], arr, mean.astype(np.float32)[:, None, None])
+    return da.where(valid[None], arr, value.astype(np.float32)[:, None, None])
 
 
 def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, compat: str = "default",
@@ -338,28 +357,61 @@ def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, c
     ms_w = ms.isel(y=grid.lr_slices()[0], x=grid.lr_slices()[1]) if "y" in ms.dims else ms
     up_h = upsample_halo(r, phase, interpolation)
     lr_halo = int(math.ceil(halo_hr / r)) + up_h
+    if compat == "toolbox":
+        # The toolbox's interp23tap pads circularly at the *image* borders: a whole-image property that
+        # per-block padding cannot reproduce (a border block would wrap its own content), so toolbox
+        # mode runs the window as one block; an explicit smaller chunk size is refused, not ignored.
+        whole = (r * ms_w.shape[1], r * ms_w.shape[2])
+        cy, cx = (chunks, chunks) if isinstance(chunks, int) else (chunks or whole)
+        if cy < whole[0] or cx < whole[1]:
+            raise ParameterError("compat='toolbox' reproduces the toolbox's circular image borders, which "
+                                 "needs the whole image in one chunk",
+                                 expected=f"chunks >= the fused window {whole} (or chunks=None)",
+                                 got=f"chunks={chunks!r}",
+                                 fix=f"pass chunks={max(whole)} (CLI --chunks {max(whole)}) or use "
+                                     "compat='default' for chunked processing")
+        chunks = whole
     layout = make_layout(ms_w.shape[1:], r, chunks, lr_halo)
     nbands = ms_w.shape[0]
     sensor = sensor if isinstance(sensor, _sensors.Sensor) else _sensors.get(sensor, nbands)
     sensor.gains(nbands)
-    ms_arr = _as_float_dask(ms_w, ((nbands,),) + layout.lr_chunks)
-    valid_lr = _valid_mask(ms_arr, nodata_of(ms), np.issubdtype(ms.dtype, np.floating))
-    pan_arr = valid_hr = None
+    ms_raw = _as_float_dask(ms_w, ((nbands,),) + layout.lr_chunks)
+    ms_c = _as_float_dask(ms_w, ((nbands,),) + layout.lr_chunks, independent=True)
+    pan_raw = pan_c = None
     if pan is not None:
         sl = grid.hr_slices()
         pan_w = pan.isel(y=sl[0], x=sl[1]) if "y" in pan.dims else pan
         if pan_w.shape[0] != 1:
             raise BandCountError("The PAN must have exactly one band", expected="1 band", got=f"{pan_w.shape[0]} bands",
                                  fix="select the panchromatic band, e.g. pan.isel(band=[0])")
-        pan_arr = _as_float_dask(pan_w, ((1,),) + layout.hr_chunks)
-        valid_hr = _valid_mask(pan_arr, nodata_of(pan), np.issubdtype(pan.dtype, np.floating))
-        if valid_lr is not None:
-            up = da.repeat(da.repeat(valid_lr, r, axis=0), r, axis=1).rechunk(layout.hr_chunks)
-            valid_hr = up if valid_hr is None else (valid_hr & up)
-        pan_arr = _fill(pan_arr, valid_hr)
-    ms_arr = _fill(ms_arr, valid_lr)
-    return Prepared(pan=pan_arr, ms_lr=ms_arr, valid_hr=valid_hr, valid_lr=valid_lr, layout=layout, ratio=r,
-                    phase=phase, compat=compat, interpolation=interpolation, sensor=sensor,
+        pan_raw = _as_float_dask(pan_w, ((1,),) + layout.hr_chunks)
+        pan_c = _as_float_dask(pan_w, ((1,),) + layout.hr_chunks, independent=True)
+    ms_nd, ms_float = nodata_of(ms), np.issubdtype(ms.dtype, np.floating)
+    pan_nd = nodata_of(pan) if pan is not None else None
+    pan_float = pan is not None and np.issubdtype(pan.dtype, np.floating)
+
+    def masked(ms_a, pan_a):
+        valid_lr = _valid_mask(ms_a, ms_nd, ms_float)
+        valid_hr = None
+        if pan_a is not None:
+            valid_hr = _valid_mask(pan_a, pan_nd, pan_float)
+            if valid_lr is not None:
+                up = da.repeat(da.repeat(valid_lr, r, axis=0), r, axis=1).rechunk(layout.hr_chunks)
+                valid_hr = up if valid_hr is None else (valid_hr & up)
+        return valid_lr, valid_hr
+
+    # Statistics path: the global reductions (estimate, nodata fill values) read the inputs once ...
+    valid_lr, valid_hr = masked(ms_raw, pan_raw)
+    ms_fill = _fill_value(ms_raw, valid_lr)
+    pan_fill = _fill_value(pan_raw, valid_hr) if pan_raw is not None else None
+    # ... and the per-block path reads them again from cloned tasks, so that no input chunk has to stay
+    # in memory between the reductions and the fusion (memory bounded by chunk size, not scene size).
+    valid_lr_c, valid_hr_c = masked(ms_c, pan_c)
+    return Prepared(pan=None if pan_raw is None else _fill(pan_raw, valid_hr, pan_fill),
+                    ms_lr=_fill(ms_raw, valid_lr, ms_fill), valid_hr=valid_hr, valid_lr=valid_lr,
+                    pan_apply=None if pan_c is None else _fill(pan_c, valid_hr_c, pan_fill),
+                    ms_lr_apply=_fill(ms_c, valid_lr_c, ms_fill), valid_hr_apply=valid_hr_c,
+                    layout=layout, ratio=r, phase=phase, compat=compat, interpolation=interpolation, sensor=sensor,
                     device=str(device), work=work, lr_halo=lr_halo)
 
 
@@ -371,7 +423,8 @@ def fuse_prepared(spec, prep: Prepared, params: Mapping[str, Any]) -> da.Array:
     """Run ``spec.estimate`` once (lazily) and ``spec.apply`` per block; float (C, H, W) on the HR grid."""
     est = spec.estimate(prep, params) if spec.estimate is not None else {}
     est_delayed = dask.delayed(_materialise_est)(dict(est)) if est else None
-    return prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=params, est=est_delayed)
+    return prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=params, est=est_delayed, source="apply",
+                         use_pan="pan" in spec.inputs)
 
 
 def to_output_dtype(x: da.Array, dtype: np.dtype, valid: da.Array | None, nodata: float | None) -> da.Array:
