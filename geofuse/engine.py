@@ -255,13 +255,15 @@ class Prepared:
                          compat=self.compat, interpolation=self.interpolation, sensor=self.sensor,
                          device=self.device, work=self.work, lr_halo=self.lr_halo, out_grid=grid)
         hl = self.lr_halo
-        lr_ov = da.overlap.overlap(ms_lr, depth={0: 0, 1: hl, 2: hl}, boundary="none")
+        # one block along an axis needs no overlap (and dask refuses a depth larger than the array)
+        dy, dx = (hl if len(c) > 1 else 0 for c in self.layout.lr_chunks)
+        lr_ov = da.overlap.overlap(ms_lr, depth={0: 0, 1: dy, 2: dx}, boundary="none")
         chunks_yx = self.layout.hr_chunks if grid == "hr" else self.layout.lr_chunks
         out_chunks = ((bands,),) + tuple(chunks_yx)
         kwargs = {} if est is None else {"est": est}
         out_dtype = np.float64 if self.work == "float64" else dtype
         if pan is not None and use_pan:
-            pan_ov = da.overlap.overlap(pan, depth={0: 0, 1: hl * self.ratio, 2: hl * self.ratio},
+            pan_ov = da.overlap.overlap(pan, depth={0: 0, 1: dy * self.ratio, 2: dx * self.ratio},
                                         boundary="none")
             return da.map_blocks(_run_block_hr, task, pan_ov, lr_ov, chunks=out_chunks, dtype=out_dtype,
                                  meta=np.empty((0, 0, 0), out_dtype), **kwargs)
@@ -504,7 +506,8 @@ def map_tiles(arr: da.Array, fn: Callable[[torch.Tensor], torch.Tensor], *, dept
                              expected=f"rows and cols divisible by {den}", got=f"{arr.shape[1:]}",
                              fix=f"crop the image to a multiple of {den} pixels")
     arr = arr.rechunk(((arr.shape[0],), ys, xs))
-    ov = da.overlap.overlap(arr, depth={0: 0, 1: depth, 2: depth}, boundary="none")
+    ov = da.overlap.overlap(arr, depth={0: 0, 1: depth if len(ys) > 1 else 0, 2: depth if len(xs) > 1 else 0},
+                            boundary="none")
     nb = bands if bands is not None else arr.shape[0]
     out_chunks = ((nb,), tuple(c * num // den for c in ys), tuple(c * num // den for c in xs))
     dtype = np.float64 if work == "float64" else np.float32
