@@ -6,6 +6,18 @@ Subcommands are registered in :data:`SUBCOMMANDS` (name -> (add_arguments, run))
 ``scene``
     ``python -m simulation scene --size 512 --seed 0 --sensor IKONOS --out DIR`` writes
     ``DIR/pan.tif``, ``DIR/ms.tif`` and ``DIR/truth.tif`` (GeoTIFF) and prints their paths.
+
+``wald``
+    ``python -m simulation wald --source synthetic|IKONOS|GeoEye1|WV2|WV3|<pair.mat>|<ms.tif>
+    [--pan pan.tif] [--size 512 --seed 0] --out DIR`` builds the Wald-protocol reduced-resolution dataset
+    (``ms_lr.tif``, ``pan_lr.tif``, ``reference.tif``, ``dataset.json``; :mod:`simulation.wald`) from a
+    synthetic scene, a real ``.mat`` pair (by name, from ``../shared/data/pansharpening``) or a pair of
+    GeoTIFFs, and prints the paths.
+
+``real``
+    ``python -m simulation real --name IKONOS --out DIR`` exports a real ``.mat`` pair
+    (:mod:`simulation.realdata`) as ``DIR/pan.tif`` and ``DIR/ms.tif`` with its synthetic pixel-space
+    georeferencing, plus ``DIR/meta.json``, and prints the paths.
 """
 
 from __future__ import annotations
@@ -41,13 +53,109 @@ def _scene_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wald_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True,
+                   help="'synthetic' (make_scene), a real pair name (IKONOS, GeoEye1, WV2, WV3) or .mat "
+                        "path, or the MS GeoTIFF (then --pan is required)")
+    p.add_argument("--pan", type=Path, default=None, help="PAN GeoTIFF (with an MS GeoTIFF --source)")
+    p.add_argument("--size", type=int, default=512, help="synthetic scene: PAN side in pixels")
+    p.add_argument("--seed", type=int, default=0, help="synthetic scene: random seed")
+    p.add_argument("--sensor", default=None,
+                   help="MTF preset (default: the source's sensor; IKONOS for the synthetic scene)")
+    p.add_argument("--pan-filter", choices=("bicubic", "mtf"), default="bicubic",
+                   help="PAN degradation: toolbox 2021 bicubic imresize (default) or PAN MTF + decimation")
+    p.add_argument("--ratio", type=int, default=None, help="only for GeoTIFFs without georeferencing")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created)")
+
+
+def _errors_to_exit(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report geofuse errors (missing data, existing outputs, grid mismatch) as one line, exit status 1."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        from geofuse.errors import GeofuseError
+
+        try:
+            return run(args)
+        except GeofuseError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+
+    wrapped.__doc__ = run.__doc__
+    return wrapped
+
+
+@_errors_to_exit
+def _wald_run(args: argparse.Namespace) -> int:
+    from .wald import build_wald_dataset
+
+    src = args.source
+    meta: dict = {}
+    if src.lower() == "synthetic":
+        from .scene import make_scene
+
+        scene = make_scene(args.size, sensor=args.sensor or "IKONOS", seed=args.seed)
+        ms, pan = scene.ms, scene.pan
+        meta = {"provenance": f"simulation.scene.make_scene(size={args.size}, seed={args.seed}, "
+                              f"sensor={scene.sensor!r})", "bits": scene.bits, "sensor": scene.sensor}
+    elif src.lower().endswith((".tif", ".tiff", ".zarr")) or args.pan is not None:
+        from geofuse.io import open_raster
+
+        if args.pan is None:
+            print("error: --pan is required with an MS raster --source", file=sys.stderr)
+            return 2
+        ms, pan = open_raster(src), open_raster(args.pan)
+        meta = {"provenance": f"MS {Path(src).resolve()}, PAN {args.pan.resolve()}"}
+    else:
+        from .realdata import load_pair
+
+        ms, pan, meta = load_pair(src)
+    paths = build_wald_dataset(ms, pan, args.out, sensor=args.sensor, pan_filter=args.pan_filter,
+                               overwrite=args.overwrite, ratio=args.ratio, meta=meta)
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+def _real_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="pair name (IKONOS, GeoEye1, WV2, WV3) or a .mat path")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created)")
+
+
+@_errors_to_exit
+def _real_run(args: argparse.Namespace) -> int:
+    import json
+
+    from geofuse.io import write_raster
+
+    from .realdata import load_pair
+
+    ms, pan, meta = load_pair(args.name)
+    meta_path = args.out / "meta.json"
+    existing = [str(p) for p in (args.out / "pan.tif", args.out / "ms.tif", meta_path) if p.exists()]
+    if existing and not args.overwrite:
+        print(f"error: {', '.join(existing)} already exist(s); pass --overwrite", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, da in (("pan", pan), ("ms", ms)):
+        print(write_raster(da, args.out / f"{name}.tif", overwrite=args.overwrite))
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(meta_path)
+    return 0
+
+
 #: name -> (add_arguments(parser), run(args) -> exit status)
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "scene": (_scene_args, _scene_run),
+    "wald": (_wald_args, _wald_run),
+    "real": (_real_args, _real_run),
 }
 
 _HELP = {
     "scene": "render a synthetic PAN + MS scene with its HR truth to GeoTIFFs",
+    "wald": "build a Wald-protocol reduced-resolution dataset (ms_lr, pan_lr, reference, dataset.json)",
+    "real": "export a real PAN + MS .mat pair as GeoTIFFs (synthetic pixel-space georeferencing)",
 }
 
 
