@@ -25,7 +25,7 @@ from . import sensors as _sensors
 from .errors import ParameterError
 from .grid import fit_grids, is_georeferenced, lowres_transform
 from .kernels.filters import correlate2d, imresize_down, imresize_down_halo, mtf_kernel, mtf_kernels
-from .kernels.resample import INTERPOLATORS, upsample, upsample_halo
+from .kernels.resample import INTERPOLATORS, decimation_kernel, upsample, upsample_halo
 from .raster import make_raster
 
 
@@ -83,18 +83,24 @@ def degrade_ms(ms: xr.DataArray, ratio: int, sensor: str | _sensors.Sensor | Seq
 def degrade_pan(pan: xr.DataArray, ratio: int, *, pan_filter: str = "bicubic",
                 sensor: str | _sensors.Sensor | None = None, chunks: int = engine.DEFAULT_CHUNK,
                 device: str = "auto", work: str = "float32") -> xr.DataArray:
-    """Degrade the PAN by ``ratio``: MATLAB bicubic ``imresize`` with antialiasing (toolbox 2021, corner
-    aligned output) or ``pan_filter="mtf"`` (PAN MTF filter + decimation at ``ratio//2``)."""
+    """Degrade the PAN by ``ratio``: MATLAB bicubic ``imresize`` with antialiasing (toolbox 2021) or
+    ``pan_filter="mtf"`` (the PAN MTF filter + sampling at the grid's centre). Both outputs are
+    corner-aligned with the input, i.e. on the grid of the MS that came with this PAN.
+
+    (The toolbox's v1.3 ``flag_PAN_MTF`` keeps samples ``ratio*k + ratio//2`` instead, half a PAN pixel
+    off the MS grid; geofuse keeps the geometry consistent rather than reproduce that shift.)"""
     r = _check_ratio(ratio)
     if pan_filter == "bicubic":
         data = engine.map_tiles(_dask(pan), lambda t: imresize_down(t, r), depth=imresize_down_halo(r), den=r,
                                 chunk=chunks, device=device, work=work)
         return _out(pan, data, r, (r - 1) / 2, attrs={"geofuse_degraded": f"bicubic imresize 1/{r}"})
     if pan_filter == "mtf":
+        # PAN MTF filter, then sampling at the corner-aligned phase (r-1)/2 (a half-integer phase averages
+        # the two middle samples), so the degraded PAN stays on the original MS grid.
         sens = sensor if isinstance(sensor, _sensors.Sensor) else _sensors.get(sensor)
-        k = mtf_kernel(sens.pan_gnyq, r)
-        p = r // 2
-        data = engine.map_tiles(_dask(pan), lambda t: correlate2d(t, k, "replicate", stride=r, offset=(p, p)),
+        p = (r - 1) / 2
+        k, off = decimation_kernel(mtf_kernel(sens.pan_gnyq, r), (p, p))
+        data = engine.map_tiles(_dask(pan), lambda t: correlate2d(t, k, "replicate", stride=r, offset=off),
                                 depth=k.shape[-1] // 2, den=r, chunk=chunks, device=device, work=work)
         return _out(pan, data, r, p, attrs={"geofuse_degraded": f"PAN MTF {sens.name} + decimation x{r}"})
     raise ParameterError("Unknown PAN degradation", expected="'bicubic' or 'mtf'", got=repr(pan_filter),
