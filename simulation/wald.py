@@ -12,15 +12,15 @@ a real pair of :func:`simulation.realdata.load_pair`, or GeoTIFFs opened with
 The degradation is :func:`geofuse.degrade.wald` (SPEC section 4, the toolbox's ``resize_images.m``,
 2021): MS = sensor MTF-matched Gaussian filter + decimation keeping the samples ``ratio*k + ratio//2``;
 PAN = MATLAB ``imresize(PAN, 1/ratio)`` (bicubic with antialiasing) or, with ``pan_filter="mtf"``,
-the PAN MTF filter + the same decimation. Both products keep georeferencing: the transform of each puts
+the PAN MTF filter sampled at each block's centre. Both products keep georeferencing: the transform of each puts
 its pixels where the kept samples are, so for corner-aligned inputs ``ms_lr`` sits on the toolbox's
 centred phase ``ratio//2`` (``[2.0, 2.0]`` for ratio 4) relative to ``pan_lr``, and geofuse fuses the
 pair exactly as the toolbox's ``interp23tap`` would. The fused product of (ms_lr, pan_lr) is on the
-``pan_lr`` grid, which is the grid of ``reference.tif``. (For corner-aligned inputs and the bicubic PAN
-this holds exactly. With ``pan_filter="mtf"`` or an MS on the toolbox's centred phase the degraded PAN
-really sits half a PAN pixel off the MS grid; the toolbox ignores that, comparing pixel arrays, and so
-does this module: ``pan_lr.tif`` is written on the reference grid, with a warning, and the ignored
-shift is recorded in ``dataset.json`` as ``pan_lr_shift_ignored``.) Evaluate with::
+``pan_lr`` grid, which is the grid of ``reference.tif``. (For corner-aligned inputs this holds exactly,
+for both PAN filters. With an MS on the toolbox's centred phase the degraded PAN really sits half a PAN
+pixel off the MS grid; the toolbox ignores that, comparing pixel arrays, and so does this module:
+``pan_lr.tif`` is written on the reference grid, with a warning, and the ignored shift is recorded in
+``dataset.json`` as ``pan_lr_shift_ignored``.) Evaluate with::
 
     geofuse.evaluate(fused, reference, ratio=4, dim_cut=21, compat="toolbox")
 
@@ -97,10 +97,9 @@ def _pixel_space_georef(ms: xr.DataArray, pan: xr.DataArray, ratio: int | None, 
 def _snap_to_reference(pan_lr: xr.DataArray, ref: xr.DataArray, r: int, pan_filter: str):
     """Put the degraded PAN on the reference (original MS) grid, as the Wald protocol compares them.
 
-    The degraded PAN's own grid follows its decimation: corner-aligned for the bicubic ``imresize``,
-    centred on PAN sample ``r//2`` for ``"mtf"``. When the MS is corner-aligned with the PAN and the
-    bicubic filter is used, it coincides with the MS grid. Otherwise (``pan_filter="mtf"``, or an MS on
-    the toolbox's centred phase) the two differ by half a PAN pixel (``1/(2r)`` of a ``pan_lr`` pixel),
+    The degraded PAN's own grid is corner-aligned with the PAN (both PAN filters). When the MS is
+    corner-aligned with the PAN it coincides with the MS grid. Otherwise (an MS on the toolbox's
+    centred phase) the two differ by half a PAN pixel (``1/(2r)`` of a ``pan_lr`` pixel),
     which the toolbox ignores: it fuses and compares pixel arrays. geofuse's grid fit would refuse such a
     fractional shift, so the degraded PAN is relabelled with the reference transform and the shift is
     returned (PAN pixels, y/x) and reported with a warning.
@@ -168,7 +167,8 @@ def build_wald_dataset(ms: xr.DataArray, pan: xr.DataArray, out_dir: str | os.Pa
         MTF preset for the degradation. Default: ``meta["sensor"]`` or ``ms.attrs["sensor"]`` (set by
         ``make_scene`` and ``load_pair``); otherwise the generic gains (with a warning).
     pan_filter : {"bicubic", "mtf"}
-        PAN degradation (toolbox 2021 default ``"bicubic"``; ``"mtf"`` = v1.3 ``flag_PAN_MTF``).
+        PAN degradation (toolbox 2021 default ``"bicubic"``; ``"mtf"``: the PAN MTF filter, as v1.3's
+        ``flag_PAN_MTF`` but sampled at the block centre so the geometry stays consistent).
     overwrite : bool
         Replace existing products; otherwise an existing product is an error (nothing is written).
     ratio, phase : optional

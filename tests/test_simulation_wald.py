@@ -141,12 +141,13 @@ def test_wald_dataset_of_pixel_space_inputs_and_mtf_pan(tmp_path):
         paths = build_wald_dataset(ms, pan, tmp_path / "corner", ratio=4)
     info = json.loads(paths["dataset"].read_text())
     assert info["phase"] == [2.0, 2.0] and info["pan_lr_shift_ignored"] == [0.0, 0.0]
-    # the PAN MTF + 'nearest' decimation keeps PAN sample 2 of each block: half a PAN pixel off the
-    # corner-aligned MS grid; ignored as in the toolbox, with a warning and a record in dataset.json
-    with pytest.warns(UserWarning, match="shift is ignored"):
+    # geofuse samples the PAN-MTF-filtered PAN at the block centre (not the toolbox v1.3's sample 2,
+    # half a PAN pixel off), so the degraded PAN stays on the MS grid: no shift to ignore, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
         paths = build_wald_dataset(scene.ms, scene.pan, tmp_path / "mtf", pan_filter="mtf")
     ms_lr, pan_lr, ref, info = read_wald_dataset(tmp_path / "mtf")
-    assert info["pan_lr_shift_ignored"] == [0.5, 0.5] and info["pan_filter"] == "mtf"
+    assert info["pan_lr_shift_ignored"] == [0.0, 0.0] and info["pan_filter"] == "mtf"
     assert pan_lr.rio.transform().almost_equals(ref.rio.transform())
     assert geofuse.pansharpen(ms_lr, pan_lr, method="exp").attrs["geofuse_phase"] == "[2.0, 2.0]"
 
