@@ -1,0 +1,225 @@
+"""The operator contract (DESIGN.md), checked for EVERY registered pansharpening method.
+
+The methods come from ``geofuse.registry.available("pansharpening")`` at collection time, so a method
+registered later is covered without touching this file. On small seeded synthetic pairs (see
+``conftest.synthetic_pair``; odd sizes, ratio 4, corner-aligned, uint16) each method must give:
+
+* chunked == whole image (bit-identical for ``spec.exact_chunking``) with odd chunk sizes;
+* the input dtype (uint16 -> uint16, float32 -> float32) and an honoured ``dtype=``;
+* laziness: building the result (estimate reductions included) computes nothing
+  (xarray's ``raise_if_dask_computes`` pattern: a scheduler that raises);
+* nodata kept: the output nodata mask is exactly PAN-nodata OR (MS-nodata upsampled), valid pixels are
+  finite and plausible, and excluding nodata from the statistics only nudges far-away pixels;
+* the PAN's CRS / transform / coordinates, the MS's band coordinate, the PAN's shape;
+* ratio 3 (lanczos3 fallback) and toolbox-phase (half-pixel) pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+from numpy.testing import assert_array_equal
+
+from geofuse import registry
+from geofuse.api import pansharpen
+
+from .conftest import synthetic_pair
+
+METHODS = [s.name for s in registry.available("pansharpening")]
+
+#: Odd HR chunk sizes (the engine rounds them to a multiple of the ratio and to at least the halo).
+ODD_CHUNKS = (36, 52)
+WHOLE = 4096
+LR_SHAPE = (33, 41)  # PAN 132 x 164: at least two blocks per axis even for the largest halo
+
+
+def fuse(ms, pan, method, **kw):
+    """``pansharpen`` with the generic-sensor warning silenced (the synthetic data has no sensor)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pansharpen(ms, pan, method, **kw)
+
+
+class _RaisingScheduler:
+    """A dask scheduler that fails on any compute (xarray's ``raise_if_dask_computes``)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.calls += 1
+        raise RuntimeError("geofuse computed something while building a lazy result")
+
+
+class _TaskCounter(Callback):
+    """Counts every task executed by a local dask scheduler."""
+
+    def __init__(self):
+        super().__init__()
+        self.tasks = 0
+
+    def _pretask(self, key, dsk, state):
+        self.tasks += 1
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return synthetic_pair(LR_SHAPE, 4, dtype=np.uint16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def pair_float():
+    return synthetic_pair(LR_SHAPE, 4, dtype=np.float32, seed=1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+class TestContract:
+    """One contract, parametrised over the whole registry."""
+
+    def test_chunked_equals_whole(self, method, pair):
+        ms, pan = pair
+        spec = registry.get(method)
+        chunked = fuse(ms, pan, method, chunks=ODD_CHUNKS)
+        whole = fuse(ms, pan, method, chunks=WHOLE)
+        assert whole.data.numblocks == (1, 1, 1)
+        ny, nx = chunked.data.numblocks[1:]
+        assert ny > 1 and nx > 1, f"{method}: odd chunks gave only {chunked.data.numblocks} blocks"
+        a, b = chunked.values, whole.values
+        if spec.exact_chunking:
+            assert_array_equal(a, b, err_msg=f"{method}: chunked != whole image")
+        else:  # pragma: no cover - no such method yet; iterative methods state their seam bound
+            np.testing.assert_allclose(a.astype(float), b.astype(float), rtol=0, atol=1.0)
+
+    def test_chunked_equals_whole_float(self, method, pair_float):
+        ms, pan = pair_float
+        if not registry.get(method).exact_chunking:  # pragma: no cover
+            pytest.skip("not an exact-chunking method")
+        assert_array_equal(fuse(ms, pan, method, chunks=(44, 60)).values,
+                           fuse(ms, pan, method, chunks=WHOLE).values)
+
+    def test_dtype_kept_and_override(self, method, pair, pair_float):
+        ms, pan = pair
+        out = fuse(ms, pan, method)
+        assert out.dtype == np.uint16
+        as_float = fuse(ms, pan, method, dtype="float32")
+        assert as_float.dtype == np.float32
+        # the integer output is the float output rounded and clipped (documented cast)
+        expect = np.clip(np.round(as_float.values), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+        assert_array_equal(out.values, expect)
+        assert fuse(ms, pan, method, dtype=np.int16).dtype == np.int16
+
+        msf, panf = pair_float
+        outf = fuse(msf, panf, method)
+        assert outf.dtype == np.float32
+        assert fuse(msf, panf, method, dtype="uint16").dtype == np.uint16
+        assert np.isfinite(outf.values).all()
+
+    @pytest.mark.parametrize("with_nodata", [False, True], ids=["plain", "nodata"])
+    def test_lazy(self, method, pair, with_nodata):
+        ms, pan = pair
+        if with_nodata:  # masks, nodata fill values and masked statistics must stay lazy as well
+            ms, pan = ms.rio.write_nodata(0, encoded=False), pan.rio.write_nodata(0, encoded=False)
+        sched = _RaisingScheduler()
+        with dask.config.set(scheduler=sched), _TaskCounter() as counter:
+            out = fuse(ms, pan, method, chunks=ODD_CHUNKS)
+            out = out.rio.write_nodata(out.rio.nodata)  # metadata access stays lazy too
+        assert sched.calls == 0 and counter.tasks == 0
+        assert isinstance(out.data, da.Array)
+        # the estimate's reductions are in the graph, not precomputed: computing runs tasks
+        with _TaskCounter() as counter:
+            out.compute(scheduler="sync")
+        assert counter.tasks > 0
+
+    def test_nodata_kept(self, method, pair):
+        ms, pan = pair
+        r = 4
+        msv, panv = ms.values.copy(), pan.values.copy()
+        msv[:, 10, 20] = 0  # one all-nodata LR pixel
+        panv[0, :20, :23] = 0  # a nodata corner in the PAN (not a multiple of the ratio)
+        ms_nd = ms.copy(data=da.from_array(msv, chunks=(4, 16, 16))).rio.write_nodata(0, encoded=False)
+        pan_nd = pan.copy(data=da.from_array(panv, chunks=(1, 64, 64))).rio.write_nodata(0, encoded=False)
+        out = fuse(ms_nd, pan_nd, method, chunks=ODD_CHUNKS)
+        assert out.rio.nodata == 0
+        got = out.values
+        expected_mask = np.zeros(got.shape[1:], bool)
+        expected_mask[:20, :23] = True
+        expected_mask[10 * r:11 * r, 20 * r:21 * r] = True
+        assert_array_equal((got == 0).all(axis=0), expected_mask)
+        assert_array_equal((got == 0).any(axis=0), expected_mask)  # no valid pixel became nodata
+        valid = got[:, ~expected_mask].astype(np.float64)
+        lo, hi = float(ms.min()), float(ms.max())
+        assert valid.min() >= 0.5 * lo and valid.max() <= 2.0 * hi, (valid.min(), valid.max())
+
+        # far from the nodata areas the result barely changes: nodata never entered the statistics
+        # (zeros in the means/covariances would shift every pixel by several percent)
+        clean = fuse(ms, pan, method, chunks=ODD_CHUNKS).values.astype(np.float64)
+        far = np.zeros_like(expected_mask)
+        far[90:, :60] = True
+        rel = np.abs(got[:, far] - clean[:, far]) / clean[:, far]
+        assert rel.max() < 0.02 and np.median(rel) < 0.005, (rel.max(), np.median(rel))
+
+    def test_nan_nodata_float(self, method, pair_float):
+        ms, pan = pair_float
+        msv, panv = ms.values.copy(), pan.values.copy()
+        msv[:, 3, 7] = np.nan
+        panv[0, -9:, -14:] = np.nan
+        ms_nd = ms.copy(data=da.from_array(msv, chunks=(4, 16, 16)))
+        pan_nd = pan.copy(data=da.from_array(panv, chunks=(1, 64, 64)))
+        got = fuse(ms_nd, pan_nd, method, chunks=ODD_CHUNKS).values
+        mask = np.zeros(got.shape[1:], bool)
+        mask[-9:, -14:] = True
+        mask[12:16, 28:32] = True
+        assert_array_equal(np.isnan(got).all(axis=0), mask)
+        assert np.isfinite(got[:, ~mask]).all()
+
+    def test_georeferencing_kept(self, method, pair):
+        ms, pan = pair
+        out = fuse(ms, pan, method, chunks=ODD_CHUNKS)
+        assert out.dims == ("band", "y", "x")
+        assert out.shape == (ms.sizes["band"],) + pan.shape[1:]
+        assert out.rio.crs == pan.rio.crs == ms.rio.crs
+        assert out.rio.transform() == pan.rio.transform()
+        assert_array_equal(out["band"].values, ms["band"].values)
+        np.testing.assert_allclose(out["x"].values, pan["x"].values, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out["y"].values, pan["y"].values, rtol=0, atol=1e-6)
+        assert out.attrs["geofuse_method"] == method
+        assert json.loads(out.attrs["geofuse_phase"]) == [1.5, 1.5]
+
+    def test_ratio3_pair(self, method):
+        ms, pan = synthetic_pair((31, 35), 3, dtype=np.uint16, seed=3)
+        out = fuse(ms, pan, method, chunks=(33, 45))
+        assert out.attrs["geofuse_interpolation"] == "lanczos3"  # interp23tap needs a power of two
+        assert out.attrs["geofuse_ratio"] == 3
+        assert out.shape == (4, 93, 105) and out.dtype == np.uint16
+        assert out.rio.transform() == pan.rio.transform()
+        got = out.values
+        assert got.min() > 0 and got.max() < 2 * float(ms.max())
+        if registry.get(method).exact_chunking:
+            assert_array_equal(got, fuse(ms, pan, method, chunks=WHOLE).values)
+
+    def test_toolbox_phase_pair(self, method):
+        ms, pan = synthetic_pair((35, 29), 4, dtype=np.float32, seed=4, phase="toolbox")
+        out = fuse(ms, pan, method, chunks=(44, 36))
+        assert json.loads(out.attrs["geofuse_phase"]) == [2.0, 2.0]
+        assert out.attrs["geofuse_interpolation"] == "interp23tap"
+        assert out.shape == (4, 140, 116) and out.rio.transform() == pan.rio.transform()
+        got = out.values
+        assert np.isfinite(got).all()
+        if registry.get(method).exact_chunking:
+            assert_array_equal(got, fuse(ms, pan, method, chunks=WHOLE).values)
+
+
+@pytest.mark.parametrize("lr_shape, ratio, phase", [((33, 41), 4, "toolbox"), ((31, 35), 3, "corner")])
+def test_exp_interpolates_through_the_ms_samples(lr_shape, ratio, phase):
+    """Phase check: interp23tap / lanczos3 are interpolating, so EXP reproduces MS pixel k exactly at the
+    HR pixel holding its centre (4k+2 on a toolbox pair, 3k+1 on a corner-aligned ratio-3 pair)."""
+    ms, pan = synthetic_pair(lr_shape, ratio, dtype=np.float32, seed=5, phase=phase)
+    out = fuse(ms, pan, "exp", chunks=(44, 52)).values
+    p = ratio // 2
+    np.testing.assert_allclose(out[:, p::ratio, p::ratio], ms.values, rtol=1e-6, atol=1e-3)
