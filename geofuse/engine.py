@@ -257,14 +257,13 @@ class Prepared:
         hl = self.lr_halo
         # one block along an axis needs no overlap (and dask refuses a depth larger than the array)
         dy, dx = (hl if len(c) > 1 else 0 for c in self.layout.lr_chunks)
-        lr_ov = da.overlap.overlap(ms_lr, depth={0: 0, 1: dy, 2: dx}, boundary="none")
+        lr_ov = _overlap(ms_lr, dy, dx)
         chunks_yx = self.layout.hr_chunks if grid == "hr" else self.layout.lr_chunks
         out_chunks = ((bands,),) + tuple(chunks_yx)
         kwargs = {} if est is None else {"est": est}
         out_dtype = np.float64 if self.work == "float64" else dtype
         if pan is not None and use_pan:
-            pan_ov = da.overlap.overlap(pan, depth={0: 0, 1: dy * self.ratio, 2: dx * self.ratio},
-                                        boundary="none")
+            pan_ov = _overlap(pan, dy * self.ratio, dx * self.ratio)
             return da.map_blocks(_run_block_hr, task, pan_ov, lr_ov, chunks=out_chunks, dtype=out_dtype,
                                  meta=np.empty((0, 0, 0), out_dtype), **kwargs)
         return da.map_blocks(_run_block_lr_only, task, lr_ov, chunks=out_chunks, dtype=out_dtype,
@@ -274,6 +273,17 @@ class Prepared:
     def ms(self) -> da.Array:
         """The upsampled MS on the HR grid, lazily (for global statistics; fused into reductions)."""
         return self.tile_map(_block_ms, bands=self.ms_lr.shape[0], use_pan=False)
+
+
+def _overlap(x: da.Array, dy: int, dx: int) -> da.Array:
+    """Share ``dy``/``dx`` pixels with the neighbouring blocks (none beyond the image: ``boundary='none'``).
+
+    Without any depth the array is used as it is (a zero-depth overlap layer trips dask's task fusion
+    after a chunk merge: "Cannot fuse tasks with multiple outputs").
+    """
+    if dy == 0 and dx == 0:
+        return x
+    return da.overlap.overlap(x, depth={0: 0, 1: dy, 2: dx}, boundary="none")
 
 
 def _block_ms(block: Block, est, params) -> torch.Tensor:
@@ -506,8 +516,7 @@ def map_tiles(arr: da.Array, fn: Callable[[torch.Tensor], torch.Tensor], *, dept
                              expected=f"rows and cols divisible by {den}", got=f"{arr.shape[1:]}",
                              fix=f"crop the image to a multiple of {den} pixels")
     arr = arr.rechunk(((arr.shape[0],), ys, xs))
-    ov = da.overlap.overlap(arr, depth={0: 0, 1: depth if len(ys) > 1 else 0, 2: depth if len(xs) > 1 else 0},
-                            boundary="none")
+    ov = _overlap(arr, depth if len(ys) > 1 else 0, depth if len(xs) > 1 else 0)
     nb = bands if bands is not None else arr.shape[0]
     out_chunks = ((nb,), tuple(c * num // den for c in ys), tuple(c * num // den for c in xs))
     dtype = np.float64 if work == "float64" else np.float32
