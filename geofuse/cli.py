@@ -131,8 +131,9 @@ def cmd_pansharpen(args) -> int:
     params = _collect_params(args, args.method)
     t0 = time.perf_counter()
     with _scheduler(args.scheduler) as client:
-        ms = open_raster(args.ms, chunks=args.chunks // 4 or 256)
-        pan = open_raster(args.pan, chunks=args.chunks)
+        read = args.chunks or 1024  # the engine rechunks to its own layout; this is the read block
+        ms = open_raster(args.ms, chunks=max(256, read // 4))
+        pan = open_raster(args.pan, chunks=read)
         out = pansharpen(ms, pan, args.method, sensor=_sensor_arg(args), compat=args.compat,
                          interpolation=args.interpolation, dtype=args.dtype, nodata=args.nodata,
                          chunks=args.chunks, device=args.device, params=params)
@@ -222,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolation", default="interp23tap", help="interp23tap | bicubic | lanczos3")
     p.add_argument("--dtype", default=None, help="output dtype (default: the MS dtype)")
     p.add_argument("--nodata", type=float, default=None, help="output nodata (default: the MS's, else the PAN's)")
-    p.add_argument("--chunks", type=int, default=1024, help="chunk size in PAN pixels (default 1024)")
+    p.add_argument("--chunks", type=int, default=None,
+                   help="chunk size in PAN pixels (default 1024; --compat toolbox: the whole image)")
     p.add_argument("--compress", default="deflate", help="GeoTIFF compression (default deflate)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (env GEOFUSE_DEVICE)")
     p.add_argument("--overwrite", action="store_true")

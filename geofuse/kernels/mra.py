@@ -8,16 +8,21 @@ EPS = 2.220446049250313e-16  # MATLAB eps, added to denominators as the toolbox 
 
 
 def hpm(ms: torch.Tensor, pan_eq: torch.Tensor, pan_lp: torch.Tensor, eps: float = EPS,
-        floor: torch.Tensor | None = None) -> torch.Tensor:
+        floor: torch.Tensor | None = None, max_gain: float | None = None) -> torch.Tensor:
     r"""High-pass modulation (multiplicative injection).
 
-    .. math:: F_b = \widetilde{MS}_b \, \frac{P_b}{P_{L,b} + \epsilon}
+    .. math::
+        F_b = \widetilde{MS}_b \, \frac{P_b}{P_{L,b} + \epsilon}
+            = \widetilde{MS}_b + g_b \, (P_b - P_{L,b}), \qquad
+        g_b = \frac{\widetilde{MS}_b}{P_{L,b} + \epsilon}
 
-    The ratio is only meaningful for positive radiances. With ``floor`` (one value per band, e.g. 1 %
-    of the band mean), pixels whose low-pass PAN is below the floor (dark water, shadows where the
-    equalised PAN can reach zero or go negative) get additive injection
-    :math:`F_b = \widetilde{MS}_b + P_b - P_{L,b}` instead of an exploding ratio. ``floor=None`` is
-    the reference toolbox's behaviour.
+    The ratio is only meaningful for positive radiances, and the per-band equalisation of the PAN can
+    bring :math:`P_{L,b}` near zero or below it (dark water, shadows), where the ratio explodes. Two
+    guards, both off by default (the reference toolbox's behaviour):
+
+    * ``floor`` (one value per band): where :math:`P_{L,b}` is below it, the detail is injected
+      additively (:math:`g_b = 1`);
+    * ``max_gain``: the local gain is clipped to ``[0, max_gain]``.
 
     Parameters
     ----------
@@ -33,7 +38,11 @@ def hpm(ms: torch.Tensor, pan_eq: torch.Tensor, pan_lp: torch.Tensor, eps: float
     G. Vivone, R. Restaino, J. Chanussot, "Full scale regression-based injection coefficients for
     panchromatic sharpening", IEEE TIP 27(7), 2018, doi:10.1109/TIP.2018.2819501.
     """
-    out = ms * (pan_eq / (pan_lp + eps))
+    if floor is None and max_gain is None:
+        return ms * (pan_eq / (pan_lp + eps))
+    gain = ms / (pan_lp + eps)
     if floor is not None:
-        out = torch.where(pan_lp > floor[:, None, None], out, ms + pan_eq - pan_lp)
-    return out
+        gain = torch.where(pan_lp > floor[:, None, None], gain, torch.ones_like(gain))
+    if max_gain is not None:
+        gain = gain.clamp(0.0, max_gain)
+    return ms + gain * (pan_eq - pan_lp)

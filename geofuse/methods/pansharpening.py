@@ -128,13 +128,17 @@ def _mtf_glp_hpm_apply(block, est, params) -> torch.Tensor:
     scale, offset = est["scale"][:, None, None], est["offset"][:, None, None]
     pan_eq = scale * block.pan + offset  # (C, H, W)
     pan_lp = block.upsample(_mtf_decimate(block, pan_eq))
-    floor = None if block.compat == "toolbox" else HPM_FLOOR * est["ms_mean"].abs()
-    return mra.hpm(block.ms, pan_eq, pan_lp, floor=floor)
+    if block.compat == "toolbox":
+        return mra.hpm(block.ms, pan_eq, pan_lp)
+    return mra.hpm(block.ms, pan_eq, pan_lp, floor=HPM_FLOOR * est["ms_mean"].abs(), max_gain=HPM_MAX_GAIN)
 
 
-#: default-mode guard of the HPM ratio: below this fraction of the band mean the low-pass PAN is
-#: treated as non-positive and the detail is injected additively (compat="toolbox" keeps the ratio).
+#: Default-mode guards of the HPM ratio (compat="toolbox" keeps the plain ratio): below this fraction
+#: of the band mean the low-pass PAN counts as non-positive and the detail is injected additively ...
 HPM_FLOOR = 0.01
+#: ... and the local injection gain MS / PAN_low (about 1 on average, since the equalised PAN has the
+#: band's mean) is clipped to [0, HPM_MAX_GAIN].
+HPM_MAX_GAIN = 4.0
 
 
 def _mtf_halo(params, ratio: int) -> int:
