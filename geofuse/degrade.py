@@ -30,7 +30,8 @@ from .raster import make_raster
 
 
 def _check_ratio(ratio: Any) -> int:
-    r = int(ratio) if isinstance(ratio, (int, np.integer)) or (isinstance(ratio, float) and float(ratio).is_integer()) else None
+    whole = isinstance(ratio, (int, np.integer)) or (isinstance(ratio, float) and float(ratio).is_integer())
+    r = int(ratio) if whole else None
     if r is None or r < 2:
         raise ParameterError("The degradation ratio must be an integer >= 2", expected="ratio in 2, 3, 4, ...",
                              got=repr(ratio), fix="pass ratio=4 (the PAN/MS resolution ratio)")
@@ -44,7 +45,8 @@ def _out(x: xr.DataArray, data, ratio: int, offset: float, up: bool = False, att
         if up:
             from affine import Affine
             # HR grid whose decimation at ``offset`` gives x's grid
-            t = t @ Affine.scale(1 / ratio) @ Affine.translation(-(offset + 0.5 - 0.5 * ratio), -(offset + 0.5 - 0.5 * ratio))
+            shift = -(offset + 0.5 - 0.5 * ratio)
+            t = t @ Affine.scale(1 / ratio) @ Affine.translation(shift, shift)
         else:
             t = lowres_transform(t, ratio, (offset, offset))
         transform = t

@@ -108,7 +108,8 @@ def get(sensor: "str | Sensor | Sequence[float] | None", nbands: int | None = No
             if warn:
                 warnings.warn(
                     f"No MTF preset for sensor {sensor!r}: using the generic gain {GENERIC_MS_GNYQ} per MS band "
-                    f"and {GENERIC_PAN_GNYQ} for the PAN. Set sensor= to one of {', '.join(k for k in PRESETS if k != 'none')} "
+                    f"and {GENERIC_PAN_GNYQ} for the PAN. Set sensor= to one of "
+                    f"{', '.join(k for k in PRESETS if k != 'none')} "
                     "or pass your own gains (sensor=geofuse.sensors.custom([...]), CLI --mtf-gains).",
                     GenericSensorWarning, stacklevel=3)
             s = PRESETS["none"]
