@@ -6,8 +6,8 @@ have ``phase = (ratio - 1) / 2``; the reference toolbox's ``interp23tap`` and 'n
 assume ``phase = ratio // 2`` (SPEC section 3).
 
 The interpolators are separable polyphase FIR filters: for each of the ``ratio`` output phases one
-short 1-D filter is applied to the LR samples (depthwise ``conv2d``, float32), and the phases are
-interleaved. The zero-inserted array is never formed.
+short 1-D filter is applied to the LR samples (multiply-adds of shifted views, float32), and the phases
+are interleaved. The zero-inserted array is never formed.
 
 References
 ----------
@@ -23,7 +23,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import ParameterError
 
@@ -140,18 +139,30 @@ def upsample_halo(ratio: int, phase: tuple[float, float] | float, kind: str = "i
 
 
 def _upsample_axis(x: torch.Tensor, ratio: int, phase: float, kind: str, mode: str, axis: int) -> torch.Tensor:
+    """One axis of the polyphase interpolator.
+
+    Each output phase is a short sum of shifted views of the padded input (one multiply-add per
+    non-zero tap); the phases are interleaved by a stack + reshape. This is 2-3x faster on the CPU than
+    a thin ``conv2d`` and its summation order does not depend on the tile size.
+    """
     from .filters import pad
 
     taps, M = polyphase_taps(ratio, float(phase), kind)
     C, H, W = x.shape
-    w = torch.as_tensor(taps, dtype=x.dtype, device=x.device)  # (ratio, T)
-    if axis == 0:
-        xp = pad(x, M, M, 0, 0, mode).unsqueeze(1)  # (C,1,H+2M,W)
-        y = F.conv2d(xp, w[:, None, :, None])  # (C, ratio, H, W)
-        return y.permute(0, 2, 1, 3).reshape(C, H * ratio, W)
-    xp = pad(x, 0, 0, M, M, mode).unsqueeze(1)
-    y = F.conv2d(xp, w[:, None, None, :])  # (C, ratio, H, W)
-    return y.permute(0, 2, 3, 1).reshape(C, H, W * ratio)
+    n = H if axis == 0 else W
+    xp = pad(x, M, M, 0, 0, mode) if axis == 0 else pad(x, 0, 0, M, M, mode)
+    phases = []
+    for j in range(ratio):
+        acc = None
+        for m in range(taps.shape[1]):
+            w = float(taps[j, m])
+            if w == 0.0:
+                continue
+            v = xp.narrow(1 + axis, m, n)
+            acc = v * w if acc is None else acc.add_(v, alpha=w)
+        phases.append(acc if acc is not None else torch.zeros_like(x))
+    y = torch.stack(phases, dim=2 + axis)  # (C, H, ratio, W) or (C, H, W, ratio)
+    return y.reshape(C, H * ratio, W) if axis == 0 else y.reshape(C, H, W * ratio)
 
 
 def upsample(x: torch.Tensor, ratio: int, phase: tuple[float, float] | float, kind: str = "interp23tap",
