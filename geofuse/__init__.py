@@ -12,6 +12,11 @@ Main entry points::
 
 __version__ = "0.1.0"
 
+import os as _os  # noqa: E402
+
+# Cap GDAL's block cache before GDAL first reads its configuration (see geofuse.io.GDAL_CACHEMAX_DEFAULT_MB).
+_os.environ.setdefault("GDAL_CACHEMAX", "256")
+
 from . import degrade, registry, sensors  # noqa: E402
 from .api import evaluate, methods_table, pansharpen  # noqa: E402
 from .errors import GeofuseError  # noqa: E402

@@ -55,6 +55,12 @@ import xarray as xr
 
 from .errors import BandCountError, InputError, ParameterError, RasterIOError
 
+#: GDAL's block cache defaults to 5 % of the machine's RAM (1.2 GB on a 24 GiB machine) and fills up
+#: as a large scene streams through it, so a process's memory would grow with the scene. geofuse caps
+#: it (MB) unless the user has set GDAL_CACHEMAX; chunks, not the cache, give the parallel reads.
+GDAL_CACHEMAX_DEFAULT_MB = 256
+os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHEMAX_DEFAULT_MB))
+
 __all__ = ["open_raster", "write_raster", "DRIVERS"]
 
 DRIVERS = ("COG", "GTiff", "Zarr")
