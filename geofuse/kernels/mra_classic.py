@@ -102,7 +102,7 @@ def hpf(ms: torch.Tensor, pan: torch.Tensor, scale: torch.Tensor, ratio: int) ->
     ----------
     P. S. Chavez Jr., S. C. Sides, J. A. Anderson, "Comparison of three different methods to merge
     multiresolution and multispectral data: Landsat TM and SPOT panchromatic", Photogrammetric
-    Engineering & Remote Sensing 57(3), 295-303, 1991. Vivone et al. 2015, doi:10.1109/TGRS.2014.2361734.
+    Engineering & Remote Sensing 57(3), 295-303, 1991 (no DOI). Vivone et al. 2015, doi:10.1109/TGRS.2014.2361734.
     """
     detail = pan - box_lowpass(pan, ratio)
     return ms + scale[:, None, None] * detail

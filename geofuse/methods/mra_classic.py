@@ -46,7 +46,7 @@ def _box_halo(params, ratio: int) -> int:
 
 register(MethodSpec(
     name="hpf", title="HPF (high-pass filtering, toolbox v1.3)", family="MRA", scenario="pansharpening",
-    inputs=("ms", "pan"), parameters=(), references=("10.14358/PERS.57.3.295", VIVONE_2015),
+    inputs=("ms", "pan"), parameters=(), references=(VIVONE_2015,),
     summary="Each band receives the PAN's high pass, PAN_b - box(PAN_b), where PAN_b is the PAN matched to "
             "the band's mean and standard deviation and box is a moving average of ratio (+1 if even) "
             "pixels (2015 toolbox, v1.3). The simplest MRA method: fast, sharp, but the box filter does "
