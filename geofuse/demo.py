@@ -80,7 +80,8 @@ def _say(quiet: bool, *msg: Any) -> None:
 
 def run(out: str | Path = "demo_output", *, size: int = DEFAULT_SIZE, seed: int = 0,
         sensor: str = DEFAULT_SENSOR, scheduler: str | None = None, progress: bool = True,
-        chunks: int = 1024, crop: int | None = None, quiet: bool = False) -> DemoResult:
+        chunks: int = 1024, crop: int | None = None, quiet: bool = False,
+        methods: Sequence[str] | str | None = None) -> DemoResult:
     """Run the demo into ``out`` and return what it wrote.
 
     Parameters
@@ -104,6 +105,9 @@ def run(out: str | Path = "demo_output", *, size: int = DEFAULT_SIZE, seed: int 
         Side of the quick-look window in PAN pixels (default ``min(256, size // 2)``).
     quiet : bool
         Print nothing.
+    methods : sequence of str or "all", optional
+        Methods to run. Default: the registry's methods tagged ``"demo"`` (one per family, fast);
+        ``"all"``: every registered pansharpening method.
     """
     from simulation.scene import make_scene
 
@@ -116,7 +120,13 @@ def run(out: str | Path = "demo_output", *, size: int = DEFAULT_SIZE, seed: int 
     timings: dict[str, float] = {}
     out_dir = Path(out).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    methods = [s.name for s in registry.available("pansharpening")]
+    specs = registry.available("pansharpening")
+    if methods is None:
+        methods = [s.name for s in specs if "demo" in s.tags]
+    elif methods == "all":
+        methods = [s.name for s in specs]
+    else:
+        methods = [registry.get(m).name for m in methods]
 
     _say(quiet, f"geofuse demo: synthetic {sensor} scene, PAN {size}x{size}, seed {seed}; "
                 f"methods from the registry: {', '.join(methods)}")
@@ -239,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stdout.isatty(),
                     help="progress bars while writing the fused images (default: on a terminal)")
     ap.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    ap.add_argument("--methods", default=None, metavar="all|NAME,NAME",
+                    help="methods to run (default: the registry's methods tagged 'demo'; 'all': every method)")
     return ap
 
 
@@ -251,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = lambda m, c, *a, **k: f"geofuse: warning: {m}\n"  # type: ignore[assignment]
     try:
         res = run(args.out, size=args.size, seed=args.seed, sensor=args.sensor, scheduler=args.scheduler,
-                  progress=args.progress, chunks=args.chunks, quiet=args.quiet)
+                  progress=args.progress, chunks=args.chunks, quiet=args.quiet,
+                  methods=None if args.methods is None else
+                  ("all" if args.methods == "all" else [m for m in args.methods.split(",") if m]))
     except GeofuseError as exc:
         print(f"geofuse demo: error: {exc}", file=sys.stderr)
         return 2

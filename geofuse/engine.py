@@ -64,6 +64,9 @@ class Block:
     interpolation: str
     sensor: _sensors.Sensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: LR (row, col) of the tile's first LR sample, halo included, in the fused window; HR = ratio * this.
+    #: For methods whose own statistics live on a grid fixed to the image (block-wise BDSD, pyramids).
+    origin: tuple[int, int] = (0, 0)
 
     @property
     def border(self) -> str:
@@ -199,13 +202,24 @@ def _run_block(task: _TaskSpec, pan: np.ndarray | None, ms_lr: np.ndarray, est: 
         return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
 
     blk = Block(pan=None if pan is None else t(pan), ms_lr=t(ms_lr), ratio=task.ratio, phase=task.phase,
-                compat=task.compat, interpolation=task.interpolation, sensor=task.sensor)
+                compat=task.compat, interpolation=task.interpolation, sensor=task.sensor,
+                origin=_tile_origin(block_info, task))
     est_t = {k: (t(v) if isinstance(v, np.ndarray) else v) for k, v in (est or {}).items()}
     with torch.no_grad():
         out = task.fn(blk, est_t, task.params)
     out = out.detach().to("cpu", torch.float32 if task.work != "float64" else torch.float64).numpy()
     h = task.lr_halo * (task.ratio if task.out_grid == "hr" else 1)
     return _trim(out, h, _edges(block_info))
+
+
+def _tile_origin(block_info: Mapping | None, task: "_TaskSpec") -> tuple[int, int]:
+    """LR index of the first sample of this block's tile (its core start minus the halo it received)."""
+    if not block_info:
+        return (0, 0)
+    (_, (y0, _), (x0, _)) = block_info[None]["array-location"]
+    top, _, left, _ = _edges(block_info)
+    div = task.ratio if task.out_grid == "hr" else 1
+    return (y0 // div - (0 if top else task.lr_halo), x0 // div - (0 if left else task.lr_halo))
 
 
 def _run_block_hr(task, pan, ms_lr, est=None, block_info=None):

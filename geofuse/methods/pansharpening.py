@@ -41,7 +41,7 @@ register(MethodSpec(
     parameters=(), references=(VIVONE_2021,),
     summary="The MS interpolated onto the PAN grid (23-tap polynomial interpolator), with no PAN detail. "
             "The reference point every method must beat; useful to check alignment.",
-    apply=_exp_apply, halo=_no_halo))
+    apply=_exp_apply, halo=_no_halo, tags=("demo",)))
 
 
 # -------------------------------------------------------------------------------------------------- GSA
@@ -83,7 +83,7 @@ register(MethodSpec(
             "from a least-squares fit of the low-passed PAN on the low-resolution MS; each band receives "
             "g_b (P - I) with g_b = cov(I, MS_b) / var(I). Fast and spatially sharp; a good default for "
             "CS fusion when the PAN overlaps the MS bands spectrally.",
-    estimate=_gsa_estimate, apply=_gsa_apply, halo=_gsa_halo))
+    estimate=_gsa_estimate, apply=_gsa_apply, halo=_gsa_halo, tags=("demo",)))
 
 
 # -------------------------------------------------------------------------------------------------- MTF-GLP-HPM
@@ -152,4 +152,4 @@ register(MethodSpec(
             "equalised to each band, is low-passed with the band's MTF-matched Gaussian, decimated and "
             "re-interpolated; each band is multiplied by PAN / PAN_low. Spectrally faithful, robust to "
             "misregistration; choose it when spectral quality matters most.",
-    estimate=_glp_equalisation, apply=_mtf_glp_hpm_apply, halo=_mtf_halo, tags=("mtf",)))
+    estimate=_glp_equalisation, apply=_mtf_glp_hpm_apply, halo=_mtf_halo, tags=("mtf", "demo")))
