@@ -16,7 +16,8 @@ from ..kernels import mra, mra_glp
 from ..kernels.resample import upsample
 from ..kernels.filters import imresize_down, imresize_down_halo, undecimated_lowpass, undecimated_lowpass_halo
 from ..registry import MethodSpec, register
-from .pansharpening import (HPM_FLOOR, HPM_MAX_GAIN, VIVONE_2021, _glp_equalisation, _mtf_decimate, _mtf_halo)
+from .pansharpening import (HPM_FLOOR, HPM_MAX_GAIN, VIVONE_2021, _glp_equalisation, _mtf_decimate, _mtf_halo,
+                            equalised_pan_lowpass)
 
 AIAZZI_2006 = "10.14358/PERS.72.5.591"
 VIVONE_2018 = "10.1109/TIP.2018.2819501"
@@ -32,8 +33,7 @@ def _pan_lp(block, est, params):
 
 
 def _mtf_glp_apply(block, est, params):
-    pan_eq = est["scale"][:, None, None] * block.pan + est["offset"][:, None, None]
-    pan_lp = block.upsample(_mtf_decimate(block, pan_eq))
+    pan_eq, pan_lp = equalised_pan_lowpass(block, est)
     return mra_glp.glp(block.ms, pan_eq, pan_lp)
 
 

@@ -124,10 +124,24 @@ def _mtf_decimate(block, x: torch.Tensor) -> torch.Tensor:
     return correlate2d(x, k, mode="replicate", stride=block.ratio, offset=offset)
 
 
-def _mtf_glp_hpm_apply(block, est, params) -> torch.Tensor:
+def equalised_pan_lowpass(block, est) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PAN equalised to each band, ``P_b = a_b P + c_b``, and its MTF-GLP low pass
+    ``interp(decimate(MTF_b(P_b)))``.
+
+    By linearity (and the replicate border, which keeps constants constant) the MTF filtering runs on
+    the one PAN with each band's kernel, ``MTF_b(a_b P + c_b) = a_b MTF_b(P) + c_b sum(h_b)``: one
+    input channel instead of C (about 6x less work than filtering the C equalised copies).
+    """
     scale, offset = est["scale"][:, None, None], est["offset"][:, None, None]
-    pan_eq = scale * block.pan + offset  # (C, H, W)
-    pan_lp = block.upsample(_mtf_decimate(block, pan_eq))
+    k, pick = decimation_kernel(mtf_kernels(block.gains, block.ratio), block.phase)
+    low = correlate2d(block.pan, k, mode="replicate", stride=block.ratio, offset=pick)  # (C, h, w)
+    dc = torch.as_tensor(k.reshape(k.shape[0], -1).sum(axis=1), dtype=low.dtype, device=low.device)
+    pan_lp = block.upsample(scale * low + offset * dc[:, None, None])
+    return scale * block.pan + offset, pan_lp
+
+
+def _mtf_glp_hpm_apply(block, est, params) -> torch.Tensor:
+    pan_eq, pan_lp = equalised_pan_lowpass(block, est)
     if block.compat == "toolbox":
         return mra.hpm(block.ms, pan_eq, pan_lp)
     return mra.hpm(block.ms, pan_eq, pan_lp, floor=HPM_FLOOR * est["ms_mean"].abs(), max_gain=HPM_MAX_GAIN)
