@@ -146,7 +146,7 @@ def _pca_apply(block, est, params) -> torch.Tensor:
 
 register(MethodSpec(
     name="pca", title="PCA substitution", family="CS", scenario="pansharpening", inputs=("ms", "pan"),
-    parameters=(), references=("10.1080/01431168908903939", VIVONE_2015),
+    parameters=(), references=(VIVONE_2015,),  # Chavez & Kwarteng 1989 (PE&RS 55(3)) has no DOI
     summary="Component substitution in the principal-component space: the first principal component of "
             "the MS bands (global covariance) is replaced by the PAN matched to its mean and standard "
             "deviation, F_b = MS_b + v_b (P - PC1). Sharp; spectral distortion when PC1 is not PAN-like "
