@@ -211,7 +211,7 @@ def bt_h(ms: torch.Tensor, pan: torch.Tensor, alpha: torch.Tensor, haze: torch.T
     References
     ----------
     S. Lolli, L. Alparone, A. Garzelli, G. Vivone, "Haze correction for contrast-based multispectral
-    pansharpening", IEEE GRSL 14(12), 2017, doi:10.1109/LGRS.2017.2761021; Vivone et al. 2021,
+    pansharpening", IEEE GRSL 14(12):2255-2259, 2017 (IEEE Xplore document 8091124); Vivone et al. 2021,
     doi:10.1109/MGRS.2020.3019315.
     """
     dehazed = ms - _vec(haze)

@@ -33,7 +33,6 @@ VIVONE_2021 = "10.1109/MGRS.2020.3019315"
 TU_2001 = "10.1016/S1566-2535(01)00036-7"
 GILLESPIE_1987 = "10.1016/0034-4257(87)90088-5"
 AIAZZI_2007 = "10.1109/TGRS.2007.901007"
-LOLLI_2017 = "10.1109/LGRS.2017.2761021"
 
 #: Default-mode guards of the Brovey ratio (compat="toolbox" keeps the plain ratio): where the intensity
 #: is below this fraction of its global mean the detail is injected additively ...
@@ -225,7 +224,7 @@ register(MethodSpec(
     parameters=(Parameter("percentile", "float", 1.0,
                           "percentile of each band giving its haze (4-band B,G,R,NIR images; others: band minimum)",
                           min=0.0, max=100.0),),
-    references=(LOLLI_2017, VIVONE_2021),
+    references=(VIVONE_2021,),  # + Lolli et al., IEEE GRSL 14(12):2255-2259, 2017 (IEEE Xplore 8091124; DOI unverified)
     summary="Brovey with haze correction and regression weights: F_b = (MS_b - L_b)+ * P / I + L_b, with "
             "I = sum alpha_b (MS_b - L_b), alpha the least-squares weights of the MS on the low-passed PAN, "
             "L_b the path radiance (for B,G,R,NIR: [0.95 0.45 0.40 0.05] x the 1st percentile of each band; "
