@@ -146,13 +146,30 @@ def _real_run(args: argparse.Namespace) -> int:
 
 
 #: name -> (add_arguments(parser), run(args) -> exit status)
+def _faith_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "faithfulness.md"),
+                   help="Markdown file to write (default simulation/results/faithfulness.md)")
+
+
+def _faith_run(args: argparse.Namespace) -> int:
+    from .faithfulness import shared_reference, write
+
+    if not shared_reference().is_dir():
+        print(f"error: {shared_reference()} not found: the toolbox reference outputs live in ../shared")
+        return 1
+    print(write(Path(args.out)))
+    return 0
+
+
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "scene": (_scene_args, _scene_run),
     "wald": (_wald_args, _wald_run),
     "real": (_real_args, _real_run),
+    "faithfulness": (_faith_args, _faith_run),
 }
 
 _HELP = {
+    "faithfulness": "compare every registered method with the reference toolbox outputs (Markdown table)",
     "scene": "render a synthetic PAN + MS scene with its HR truth to GeoTIFFs",
     "wald": "build a Wald-protocol reduced-resolution dataset (ms_lr, pan_lr, reference, dataset.json)",
     "real": "export a real PAN + MS .mat pair as GeoTIFFs (synthetic pixel-space georeferencing)",
