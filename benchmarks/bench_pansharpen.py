@@ -231,18 +231,45 @@ def timed(cmd: list[str], env: dict | None = None, timeout: float | None = None)
     return m, p.returncode, tail
 
 
+_SRC = REPO  # where the benchmarked geofuse package lives (a snapshot with --rev)
+
+
 def code_fingerprint() -> str:
     """Short hash of the library sources: the editable install may change under a long run."""
     h = hashlib.sha1()
-    for f in sorted((REPO / "geofuse").rglob("*.py")):
-        h.update(str(f.relative_to(REPO)).encode())
+    for f in sorted((_SRC / "geofuse").rglob("*.py")):
+        h.update(str(f.relative_to(_SRC)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:10]
 
 
 def _git_commit() -> str:
+    if _SRC != REPO:
+        return _SRC.name.split("-", 1)[1]
     return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
+
+
+def snapshot(rev: str, workdir: Path) -> Path:
+    """Export the ``geofuse`` package at git ``rev`` to ``workdir/snap-<commit>`` (benchmark a commit, not a
+    working tree that other people are editing); child processes import it through PYTHONPATH."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dest = workdir / f"snap-{commit}"
+    if not (dest / "geofuse").is_dir():
+        tmp = workdir / f".snap-{commit}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        arch = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit, "geofuse"],
+                              capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=arch, check=True)
+        # byte-compile like an installed package would be (PYTHONDONTWRITEBYTECODE may be set here, and
+        # compiling geofuse's sources costs about 0.5 s of every run otherwise)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tmp / "geofuse")], check=True)
+        os.replace(tmp, dest)
+    elif not any((dest / "geofuse").glob("__pycache__/*.pyc")):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest / "geofuse")], check=True)
+    return dest
 
 
 def _geofuse_bin() -> str:
@@ -250,14 +277,45 @@ def _geofuse_bin() -> str:
     return str(cand) if cand.exists() else (shutil.which("geofuse") or "geofuse")
 
 
+def _geofuse_cmd() -> list[str]:
+    """The geofuse CLI: the installed entry point, or the --rev snapshot through a small bootstrap."""
+    if _SRC == REPO:
+        return [_geofuse_bin()]
+    return [sys.executable, "-c", _BOOT]
+
+
 def _cli_has_driver() -> bool:
-    p = subprocess.run([_geofuse_bin(), "pansharpen", "--help"], capture_output=True, text=True)
+    p = subprocess.run(_geofuse_cmd() + ["pansharpen", "--help"], capture_output=True, text=True, env=_env())
     return "--driver" in p.stdout
 
 
 def pansharpening_methods() -> list[str]:
-    p = subprocess.run([_geofuse_bin(), "methods", "--json"], capture_output=True, text=True, check=True)
+    p = subprocess.run(_geofuse_cmd() + ["methods", "--json"], capture_output=True, text=True, check=True,
+                       env=_env())
     return [m["name"] for m in json.loads(p.stdout) if m.get("scenario", "pansharpening") == "pansharpening"]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    if _SRC != REPO:
+        env["GEOFUSE_BENCH_SRC"] = str(_SRC)
+    return env
+
+
+def use_source(src: str | None) -> None:
+    """Import geofuse from ``src`` (a --rev snapshot) rather than from the editable install.
+
+    The editable install's import hook comes before ``sys.path``, so PYTHONPATH alone does not win."""
+    if not src:
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")
+                        and "editable" not in type(f).__module__ and "editable" not in repr(f)]
+    sys.path.insert(0, src)
+
+
+_BOOT = ("import os, sys; sys.path.insert(0, os.environ['GEOFUSE_BENCH_DIR']); import bench_pansharpen as b; "
+         "b.use_source(os.environ.get('GEOFUSE_BENCH_SRC')); from geofuse.cli import main; "
+         "sys.argv[0] = 'geofuse'; sys.exit(main(sys.argv[1:]))")
 
 
 def gdal_cmd(pan: Path, ms: Path, out: Path, output: str, compress: str) -> list[str]:
@@ -276,7 +334,7 @@ def gdal_cmd(pan: Path, ms: Path, out: Path, output: str, compress: str) -> list
 
 def geofuse_cmd(pan: Path, ms: Path, out: Path, method: str, output: str, compress: str, chunks: int,
                 sensor: str) -> list[str]:
-    cmd = [_geofuse_bin(), "pansharpen", str(ms), str(pan), str(out), "--method", method, "--sensor", sensor,
+    cmd = _geofuse_cmd() + ["pansharpen", str(ms), str(pan), str(out), "--method", method, "--sensor", sensor,
            "--chunks", str(chunks), "--compress", compress, "--no-progress", "--overwrite"]
     if output == "GTiff":
         cmd += ["--driver", "GTiff"]
@@ -377,7 +435,7 @@ def render(rows: list[dict], info: dict, args, breakdown: list[dict] | None) -> 
     w = out.write
     w(f"{BEGIN}\n")
     w(f"_Generated by `benchmarks/bench_pansharpen.py` on {info['date']} (geofuse {info['geofuse']}, "
-      f"commit {info['commit']}); arguments: `{' '.join(args.argv)}`._\n\n")
+      f"{info.get('source', 'working tree')}, commit {info['commit']}); arguments: `{' '.join(args.argv)}`._\n\n")
     w("**Machine**: " + f"{info['nproc']} CPUs ({info['cpu']}), {info['mem']} RAM, Linux {info['kernel']}; "
       f"Python {info['python']}, torch {info['torch']}, dask {info['dask']}, xarray {info['xarray']}, "
       f"numpy {info['numpy']}, rasterio {info['rasterio']} (GDAL {info['gdal_rasterio']}); "
@@ -550,7 +608,10 @@ def breakdown_child(pan_p: str, ms_p: str, method: str, size: int, chunks: int, 
 
     # apply with the estimate already known (the second pass over the inputs)
     t0 = time.perf_counter()
-    fused = prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=p, est=est_val or None)
+    try:  # engines that clone the input reads for the per-block pass
+        fused = prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=p, est=est_val or None, source="apply")
+    except TypeError:
+        fused = prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=p, est=est_val or None)
     fused = engine.to_output_dtype(fused, np.dtype("uint16"), prep.valid_hr, None)
     store(fused)
     rec("apply + cast, estimate known (no write)", time.perf_counter() - t0, "2nd read of the inputs")
@@ -585,6 +646,7 @@ def breakdown_child(pan_p: str, ms_p: str, method: str, size: int, chunks: int, 
 
 
 def main(argv=None) -> int:
+    global _SRC
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="8192,16384", help="PAN sizes N (comma separated; multiples of 2048)")
     ap.add_argument("--repeat", type=int, default=3)
@@ -600,13 +662,19 @@ def main(argv=None) -> int:
     ap.add_argument("--breakdown", default=None, metavar="METHOD",
                     help="also time the stages of one geofuse run of METHOD at the first size")
     ap.add_argument("--timeout", type=float, default=3600.0, help="per-run timeout in seconds")
+    ap.add_argument("--rev", default=None,
+                    help="benchmark the geofuse package of this git revision (e.g. HEAD), exported to the workdir, "
+                         "instead of the working tree")
     ap.add_argument("--workdir", default=str(WORK))
     ap.add_argument("--results", default=str(RESULTS), help="Markdown file to update ('' to skip)")
+    ap.add_argument("--from-runs", default=None, metavar="RUNS_JSON",
+                    help="only re-render the report from a saved runs.json (e.g. of an interrupted run)")
     ap.add_argument("--_breakdown-child", dest="bd_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
 
     if args.bd_child:
+        use_source(os.environ.get("GEOFUSE_BENCH_SRC"))
         kw = json.loads(args.bd_child)
         res = breakdown_child(**kw)
         Path(kw["outdir"], "breakdown.json").write_text(json.dumps(res))
@@ -614,14 +682,41 @@ def main(argv=None) -> int:
 
     if args.quick:
         args.sizes, args.repeat = "2048", 1
+    if args.from_runs:
+        saved = json.loads(Path(args.from_runs).read_text())
+        runs = [Run(**r) for r in saved["runs"]] if isinstance(saved, dict) else [Run(**r) for r in saved]
+        info = saved.get("info") if isinstance(saved, dict) else None
+        info = info or machine_info()
+        info["versions"] = {r.code: info.get("commit", "?") for r in runs}
+        args.repeat = max(r.repeat for r in runs) + 1
+        if isinstance(saved, dict) and saved.get("args"):
+            args.argv = saved["args"] + ["(re-rendered with --from-runs)"]
+        block = render(summarise(runs), info, args, saved.get("breakdown") if isinstance(saved, dict) else None)
+        print(block)
+        if args.results:
+            write_results(block, Path(args.results))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     comps = [c.strip().lower() for c in args.compress.split(",") if c.strip()]
-    methods = args.methods.split(",") if args.methods else pansharpening_methods()
-    gdal_outputs = [o for o in args.outputs.split(",") if o]
-    geo_outputs = ["COG"] + (["GTiff"] if _cli_has_driver() else [])
     work = Path(args.workdir)
     outdir = work / "out"
     outdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    if args.rev:
+        _SRC = snapshot(args.rev, work)
+        env.update(GEOFUSE_BENCH_SRC=str(_SRC), GEOFUSE_BENCH_DIR=str(HERE))
+        os.environ.update(GEOFUSE_BENCH_SRC=str(_SRC), GEOFUSE_BENCH_DIR=str(HERE))
+        chk = subprocess.run([sys.executable, "-c", _BOOT.split("from geofuse.cli")[0]
+                              + "import geofuse; print(geofuse.__file__)"], env=env,
+                             capture_output=True, text=True).stdout.strip()
+        if not chk.startswith(str(_SRC)):
+            print(f"the snapshot is not imported first ({chk})", file=sys.stderr)
+            return 2
+        print(f"benchmarking geofuse from {_SRC}", flush=True)
+    methods = args.methods.split(",") if args.methods else pansharpening_methods()
+    gdal_outputs = [o for o in args.outputs.split(",") if o]
+    geo_outputs = ["COG"] + (["GTiff"] if _cli_has_driver() else [])
     if shutil.which("gdal_pansharpen.py") is None and not args.no_gdal:
         print("gdal_pansharpen.py not found (apt-get install gdal-bin python3-gdal); use --no-gdal", file=sys.stderr)
         return 2
@@ -630,10 +725,10 @@ def main(argv=None) -> int:
         return 2
 
     info = machine_info()
+    info["source"] = f"git {args.rev} = {_git_commit()} (exported)" if args.rev else "working tree"
+    info["commit"] = _git_commit()
     print(f"machine: {info['nproc']} CPUs {info['cpu']}, {info['mem']}; torch {info['torch']}, dask {info['dask']}, "
           f"{info['gdal_cli']}", flush=True)
-    env = dict(os.environ)
-    env.setdefault("PYTHONWARNINGS", "ignore")
     runs: list[Run] = []
     versions: dict[str, str] = {}  # code fingerprint -> git commit when first seen
     csv_path = work / "results.csv"
@@ -674,7 +769,8 @@ def main(argv=None) -> int:
                       f"load {r.load1:4.1f}  {status}",
                       flush=True)
                 _rm(out)
-                runs_path.write_text(json.dumps([asdict(x) for x in runs], indent=1))
+                runs_path.write_text(json.dumps({"info": dict(info, versions=versions), "args": args.argv,
+                                                 "runs": [asdict(x) for x in runs]}, indent=1))
 
     rows = summarise(runs)
     with open(csv_path, "w", newline="") as fh:
@@ -691,6 +787,8 @@ def main(argv=None) -> int:
                   sensor=args.sensor, compress=comps[0], outdir=str(outdir / "breakdown"))
         subprocess.run([sys.executable, __file__, "--_breakdown-child", json.dumps(kw)], check=True, env=env)
         breakdown = json.loads((outdir / "breakdown" / "breakdown.json").read_text())
+        runs_path.write_text(json.dumps({"info": dict(info, versions=versions), "args": args.argv,
+                                         "runs": [asdict(x) for x in runs], "breakdown": breakdown}, indent=1))
 
     info["versions"] = versions
     block = render(rows, info, args, breakdown)
