@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_pansharpen.py $(BENCH_ARGS)
+	$(PY) simulation/benchmarks/bench_pansharpen.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
