@@ -113,3 +113,15 @@ def test_scheduler_option_runs_on_a_cluster(tiffs, capsys):
                      "--scheduler", cluster.scheduler_address, "--chunks", "64"]) == 0
     np.testing.assert_array_equal(geofuse.open_raster(d / "c.tif").values,
                                   geofuse.pansharpen(ms, pan, "gsa").values)
+
+
+def test_driver_option_writes_a_plain_tiled_geotiff(tiffs):
+    import rasterio
+
+    d, ms, pan = tiffs
+    out = d / "plain.tif"
+    assert main(["pansharpen", str(d / "ms.tif"), str(d / "pan.tif"), str(out), "-m", "exp", "--driver", "GTiff",
+                 "--no-progress"]) == 0
+    with rasterio.open(out) as f:
+        assert f.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") != "COG" and f.overviews(1) == []
+    np.testing.assert_array_equal(geofuse.open_raster(out).values, geofuse.pansharpen(ms, pan, "exp").values)
