@@ -169,13 +169,6 @@ def test_bdsd_bad_block_size():
         fuse(ms, pan, "bdsd", params={"block_size": -4})
 
 
-@pytest.mark.skipif(mb._ENGINE_HAS_ORIGIN, reason="the engine gives blocks their origin: local BDSD chunks")
-def test_bdsd_local_blocks_need_one_chunk_for_now():
-    ms, pan = synthetic_pair((36, 42), 4, dtype=np.float32, seed=2)
-    with pytest.raises(ParameterError, match="one chunk"):
-        fuse(ms, pan, "bdsd", params={"block_size": 64}, chunks=(52, 60))
-
-
 # -------------------------------------------------------------------------------------------------- PRACS
 
 

@@ -37,8 +37,8 @@ _MTF_RADIUS = 20
 #: LR rows/cols per chunk when the LR arrays are regrouped onto whole statistics blocks.
 _GROUP_LR = 256
 #: Whether the engine tells each block where its tile starts (needed for ``block_size`` > 0 with
-#: several chunks): ``Block.lr_origin`` = (row, col) of the tile's first LR sample, halo included.
-_ENGINE_HAS_ORIGIN = "lr_origin" in {f.name for f in dataclasses.fields(Block)}
+#: several chunks): ``Block.origin`` = (row, col) of the tile's first LR sample, halo included.
+_ENGINE_HAS_ORIGIN = "origin" in {f.name for f in dataclasses.fields(Block)}
 
 
 # -------------------------------------------------------------------------------------------------- reduced scale
@@ -186,7 +186,7 @@ def _bdsd_apply(block, est, params) -> torch.Tensor:
     if gamma.shape[0] == 1 and gamma.shape[1] == 1:
         return kb.bdsd(block.ms, block.pan, gamma[0, 0])
     # local statistics blocks: the tile's place in the image (single chunk: the origin)
-    oy, ox = getattr(block, "lr_origin", (0, 0))
+    oy, ox = getattr(block, "origin", (0, 0))
     r = block.ratio
     H, W = block.pan.shape[-2:]
     rows = _block_index(est["edges_y"], r * int(oy), H, block.device)
