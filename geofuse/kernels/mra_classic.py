@@ -25,6 +25,7 @@ import torch
 from ..errors import ParameterError
 from .filters import correlate_separable, pad, undecimated_lowpass, undecimated_lowpass_halo
 from .mra import EPS
+from .resample import cascade_taps
 
 __all__ = [
     "box_size",
@@ -309,22 +310,7 @@ def upsampling7tap_taps(ratio: int, phase: float) -> tuple[np.ndarray, int]:
     taps : ndarray (ratio, 2M+1)
     M : int
     """
-    twice = 2 * phase
-    if not is_dyadic(ratio) or abs(twice - round(twice)) > 1e-9:
-        raise ParameterError("upsampling7tap needs a power-of-two ratio and an integer or half-integer phase",
-                             expected="ratio in 2, 4, 8, ... and phase k/2", got=f"ratio={ratio}, phase={phase}",
-                             fix="use the engine's interpolator (block.upsample)")
-    R = ratio if abs(phase - round(phase)) < 1e-9 else 2 * ratio
-    g = _cascade7(R)
-    c = len(g) // 2
-    M = int(math.ceil(c / R)) + 1
-    taps = np.zeros((ratio, 2 * M + 1))
-    for j in range(ratio):
-        d = (j - phase) / ratio
-        for m in range(-M, M + 1):
-            u = int(round(R * (d - m)))
-            if -c <= u <= c:
-                taps[j, m + M] = g[c + u]
+    taps = cascade_taps(_cascade7, ratio, phase, "upsampling7tap")
     while taps.shape[1] > 1 and not taps[:, 0].any() and not taps[:, -1].any():
         taps = taps[:, 1:-1]
     return taps, (taps.shape[1] - 1) // 2

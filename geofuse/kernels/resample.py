@@ -79,6 +79,33 @@ def _lanczos3(t: np.ndarray) -> np.ndarray:
     return np.where(np.abs(t) < 3, np.sinc(t) * np.sinc(t / 3.0), 0.0)
 
 
+def cascade_taps(response, ratio: int, phase: float, name: str = "the cascade") -> np.ndarray:
+    """Polyphase taps of a dyadic interpolation cascade, for an integer or half-integer phase.
+
+    ``response(R)`` gives the cascade's impulse response for ratio ``R`` (centred on the landing
+    position of the impulse, as :func:`_cascade_response`). An integer phase samples the cascade for
+    ``ratio``; a half-integer phase samples the cascade for ``2 * ratio`` at the odd offsets.
+    Returns ``taps`` (ratio, 2M+1) with ``out[ratio*k + j] = sum_m x[k + m] * taps[j, m + M]``.
+    """
+    twice = 2 * phase
+    if not _is_pow2(ratio) or abs(twice - round(twice)) > 1e-9:
+        raise ParameterError(f"{name} needs a power-of-two ratio and an integer or half-integer phase",
+                             expected="ratio in 2, 4, 8, ... and phase k/2", got=f"ratio={ratio}, phase={phase}",
+                             fix="use interpolation='lanczos3' or 'bicubic' for this grid")
+    R = ratio if abs(phase - round(phase)) < 1e-9 else 2 * ratio
+    g = response(R)
+    c = len(g) // 2
+    M = int(math.ceil(c / R)) + 1
+    taps = np.zeros((ratio, 2 * M + 1))
+    for j in range(ratio):
+        d = (j - phase) / ratio
+        for m in range(-M, M + 1):
+            u = round(R * (d - m))
+            if -c <= u <= c:
+                taps[j, m + M] = g[c + u]
+    return taps
+
+
 @lru_cache(maxsize=None)
 def polyphase_taps(ratio: int, phase: float, kind: str = "interp23tap") -> tuple[np.ndarray, int]:
     """Polyphase taps of the LR -> HR interpolator.
@@ -105,21 +132,8 @@ def polyphase_taps(ratio: int, phase: float, kind: str = "interp23tap") -> tuple
                              fix="use interpolation='interp23tap'")
     deltas = [(j - phase) / ratio for j in range(ratio)]  # fractional LR offset of each output phase
     if kind == "interp23tap":
-        twice = 2 * phase
-        if not _is_pow2(ratio) or abs(twice - round(twice)) > 1e-9:
-            raise ParameterError("interp23tap needs a power-of-two ratio and an integer or half-integer phase",
-                                 expected="ratio in 2, 4, 8, ... and phase k/2", got=f"ratio={ratio}, phase={phase}",
-                                 fix="use interpolation='lanczos3' or 'bicubic' for this grid")
-        R = ratio if abs(phase - round(phase)) < 1e-9 else 2 * ratio
-        g = _cascade_response(R)
-        c = len(g) // 2
-        M = int(math.ceil(c / R)) + 1
-        taps = np.zeros((ratio, 2 * M + 1))
-        for j, d in enumerate(deltas):
-            for m in range(-M, M + 1):
-                u = round(R * (d - m))
-                if -c <= u <= c:
-                    taps[j, m + M] = g[c + u]
+        taps = cascade_taps(_cascade_response, ratio, phase, "interp23tap")
+        M = (taps.shape[1] - 1) // 2
     else:
         fn, support = (_cubic, 2) if kind == "bicubic" else (_lanczos3, 3)
         M = support + 1

@@ -9,15 +9,14 @@ arrays. ``apply(block, est, params)`` works on one :class:`geofuse.engine.Block`
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
-import numpy as np
 import torch
 
 from .. import stats
 from ..kernels import cs, mra
-from ..kernels.filters import (correlate2d, correlate_separable, undecimated_lowpass, undecimated_lowpass_halo,
-                               lp_filter_gauss_kernel, mtf_kernels)
+from ..kernels.cs_classic import lp_filter_gauss
+from ..kernels.filters import (correlate2d, undecimated_lowpass, undecimated_lowpass_halo,
+                               mtf_kernels)
 from ..kernels.resample import decimation_kernel
 from ..registry import MethodSpec, register
 
@@ -89,23 +88,9 @@ register(MethodSpec(
 # -------------------------------------------------------------------------------------------------- MTF-GLP-HPM
 
 
-@lru_cache(maxsize=64)
-def _separable_terms(kernel_key: tuple, tol: float = 1e-7):
-    """Rank-k separable form of a 2-D kernel via SVD (terms whose singular value > tol * largest)."""
-    k = np.asarray(kernel_key[1]).reshape(kernel_key[0])
-    u, s, vt = np.linalg.svd(k)
-    keep = s > tol * s[0]
-    return tuple((u[:, i] * math.sqrt(s[i]), vt[i] * math.sqrt(s[i])) for i in np.nonzero(keep)[0])
-
-
 def _lpgauss_pan(block, est, params) -> torch.Tensor:
     """LPfilterGauss(PAN) (GNyq 0.3 Gaussian, replicate border), as a low-rank separable filter."""
-    k = lp_filter_gauss_kernel(block.ratio)
-    out = None
-    for kv, kh in _separable_terms((k.shape, tuple(k.ravel()))):
-        term = correlate_separable(block.pan, kv, kh, mode="replicate")
-        out = term if out is None else out + term
-    return out
+    return lp_filter_gauss(block.pan, block.ratio)
 
 
 def _glp_equalisation(ctx, params):
