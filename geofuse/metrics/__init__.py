@@ -87,4 +87,13 @@ register(Metric("SAM", "Spectral Angle Mapper (mean over pixels)", higher_is_bet
 register(Metric("ERGAS", "Relative dimensionless global error in synthesis", higher_is_better=False,
                 ideal=0.0, needs_reference=True, per_band=False, func=ergas))
 
-from .evaluate import reduced_resolution
+from .evaluate import reduced_resolution  # noqa: E402
+
+# Every other module of this package registers its metrics on import (as geofuse.methods does for
+# methods): adding a metric family is adding a module, with no list to edit here.
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _m in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    if not _m.startswith("_"):
+        _importlib.import_module(f"{__name__}.{_m}")
