@@ -18,9 +18,9 @@ import os as _os  # noqa: E402
 _os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 from . import degrade, registry, sensors  # noqa: E402
-from .api import evaluate, methods_table, pansharpen  # noqa: E402
+from .api import evaluate, fuse_hyperspectral, methods_table, pansharpen  # noqa: E402
 from .errors import GeofuseError  # noqa: E402
 from .io import open_raster, write_raster  # noqa: E402
 
-__all__ = ["pansharpen", "evaluate", "methods_table", "degrade", "registry", "sensors", "open_raster",
-           "write_raster", "GeofuseError", "__version__"]
+__all__ = ["pansharpen", "fuse_hyperspectral", "evaluate", "methods_table", "degrade", "registry", "sensors",
+           "open_raster", "write_raster", "GeofuseError", "__version__"]

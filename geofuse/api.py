@@ -158,3 +158,85 @@ def evaluate(fused: xr.DataArray, reference: xr.DataArray | None = None, *, ms: 
                              fix="pass ratio=4 (PAN/MS pixel size ratio) or the low-resolution MS")
     return reduced_resolution(fused, reference, int(ratio), metrics=tuple(metrics), compat=compat,
                               dim_cut=dim_cut, block=block)
+
+
+def fuse_hyperspectral(hs: xr.DataArray, ms: xr.DataArray, method: str = "glp_hs", *, srf: Any = None,
+                       wavelengths: Sequence[float] | None = None, ratio: int | None = None,
+                       phase: str | float | None = None, interpolation: str = "interp23tap", dtype: Any = None,
+                       nodata: float | None = None, chunks: int | tuple[int, int] | None = None,
+                       device: str = "auto", params: dict | None = None, **kwargs: Any) -> xr.DataArray:
+    """Fuse a low-resolution hyperspectral image with a high-resolution multispectral image (or a PAN),
+    lazily, chunk by chunk (hyperspectral methods of the registry: ``methods_table("hyperspectral")``).
+
+    Parameters
+    ----------
+    hs : xarray.DataArray
+        ("band", "y", "x") low-resolution hyperspectral raster, B bands. A ``wavelength`` coordinate
+        (nm) on ``band`` lets named SRFs be resampled onto it.
+    ms : xarray.DataArray
+        ("band", "y", "x") high-resolution multispectral raster, K >= 1 bands (K = 1: a PAN).
+    method : str
+        A registered hyperspectral method (``glp_hs``, ``gsa_hs``, ``sfim_hs``, ...).
+    srf : None, str, path, SRFTable or array
+        Spectral response of the MSI relative to the HS: a preset (``"Sentinel-2A"``, see
+        :data:`geofuse.srf.PRESETS`), a CSV file, or a (K, B) matrix. ``None``: methods that need it
+        estimate it from the data (:func:`geofuse.engine.estimate_srf`).
+    wavelengths : sequence of float, optional
+        HS band centres (nm) when ``hs`` has no ``wavelength`` coordinate.
+    ratio, phase : optional
+        Only for inputs without georeferencing.
+    interpolation, dtype, nodata, chunks, device
+        As in :func:`pansharpen` (``dtype`` defaults to the HS dtype).
+    params, **kwargs
+        Method parameters.
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy ("band", "y", "x"): B bands on the MSI grid, the HS band coordinate (and wavelengths), the
+        MSI's CRS / transform.
+    """
+    from . import srf as _srf
+
+    spec = registry.get(method)
+    if spec.scenario != "hyperspectral":
+        raise ParameterError(f"Method {spec.name!r} is not a hyperspectral method",
+                             expected="one of: " + ", ".join(s.name for s in registry.available("hyperspectral")),
+                             got=f"{spec.name!r} (scenario {spec.scenario!r})",
+                             fix="use geofuse.pansharpen for pansharpening methods")
+    p = spec.resolve({**(params or {}), **kwargs})
+    engine.check_inputs(hs, ms)
+    grid = fit_grids(ms, hs, ratio=ratio, phase=phase)
+    wl = wavelengths
+    if wl is None and "wavelength" in hs.coords:
+        wl = np.asarray(hs["wavelength"].values, dtype=np.float64)
+    R = _srf.resolve_srf(srf, wl, ms.sizes["band"], hs.sizes["band"])
+    sens = _sensors.get(None, hs.sizes["band"], warn=False)
+    prep = engine.prepare(hs, ms, grid, halo_hr=spec.halo(p, grid.ratio), interpolation=interpolation,
+                          sensor=sens, device=device, chunks=chunks, hr_bands=None, srf=R)
+    fused = engine.fuse_prepared(spec, prep, p)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(hs.dtype)
+    nd = nodata if nodata is not None else (engine.nodata_of(hs) if engine.nodata_of(hs) is not None
+                                            else engine.nodata_of(ms))
+    if nd is not None and np.issubdtype(out_dtype, np.integer):
+        info = np.iinfo(out_dtype)
+        if not (info.min <= nd <= info.max) or float(nd) != int(nd):
+            raise ParameterError("The nodata value does not fit the output dtype",
+                                 expected=f"an integer in [{info.min}, {info.max}]", got=str(nd),
+                                 fix="pass nodata= that fits, or dtype='float32'")
+    data = engine.to_output_dtype(fused, out_dtype, prep.valid_hr_apply, nd)
+    transform = grid.out_transform() if _has_transform(ms) else None
+    attrs = {"geofuse_method": spec.name, "geofuse_params": json.dumps(p), "geofuse_ratio": grid.ratio,
+             "geofuse_phase": json.dumps(list(grid.phase)), "geofuse_scenario": "hyperspectral",
+             "geofuse_srf": "estimated" if R is None else (str(srf) if isinstance(srf, (str,)) else "given"),
+             "geofuse_interpolation": prep.interpolation}
+    out = make_raster(data, transform, grid.crs, band=hs["band"].values if "band" in hs.coords else None,
+                      attrs=attrs, nodata=nd, name=spec.name)
+    if wl is not None:
+        out = out.assign_coords(wavelength=("band", np.asarray(wl, dtype=np.float64)))
+    if transform is None:
+        sl = grid.hr_slices()
+        for d, s in zip(("y", "x"), sl):
+            if d in ms.coords:
+                out = out.assign_coords({d: ms[d].values[s]})
+    return out

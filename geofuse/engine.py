@@ -13,6 +13,27 @@ For a pansharpening-like method with inputs ``("ms", "pan")`` the engine
 6. trims the halo, casts to the output dtype, restores nodata.
 
 Nothing is computed until the caller asks for it.
+
+Hyperspectral methods (HS + MSI fusion)
+---------------------------------------
+A method registered with ``scenario="hyperspectral"`` and ``inputs=("hs", "msi")`` runs through the same
+engine with the roles shifted, so everything above (layout, masks, nodata, halo, laziness) is shared:
+
+* the high-resolution input may have ``K >= 1`` bands (the MSI; a PAN is the ``K = 1`` case).
+  :func:`prepare` takes ``hr_bands=None`` for such methods (pansharpening keeps ``hr_bands=1`` and its
+  :class:`BandCountError`);
+* in ``apply``, ``block.pan`` is the ``(K, H, W)`` MSI tile and ``block.ms_lr`` the ``(B, h, w)`` HS tile
+  (``block.ms`` its interpolation onto the tile); ``apply`` returns ``(B, H, W)``;
+* ``estimate(ctx, params)`` gets the :class:`Prepared` context with ``ctx.pan`` = the MSI ``(K, H, W)``,
+  ``ctx.ms_lr`` = the HS ``(B, h, w)``, and ``ctx.srf``: the ``(K, B)`` spectral response matrix ``R``
+  (MSI = R @ HS per pixel) as a lazy dask array -- the user's matrix when one was given
+  (``fuse_hyperspectral(srf=...)``), else estimated from the data by :func:`estimate_srf` (regularised
+  least squares of the MSI degraded onto the HS grid on the HS bands, HySure-style). ``ctx.msi_lr``
+  is that degraded MSI (lazy, ``(K, h, w)``). Global quantities (SRF, subspace, endmembers, dictionary)
+  belong in ``estimate``, never per chunk;
+* iterative methods whose chunked result is not bit-identical to the whole image set
+  ``exact_chunking=False`` and state their seam bound in ``MethodSpec.seam_tolerance`` (checked by
+  tests/test_contract.py).
 """
 
 from __future__ import annotations
@@ -45,9 +66,9 @@ class Block:
     Attributes
     ----------
     pan : torch.Tensor or None
-        (1, H, W) high-resolution tile (nodata filled).
+        (1, H, W) high-resolution tile (nodata filled); for hyperspectral methods the (K, H, W) MSI tile.
     ms_lr : torch.Tensor
-        (C, h, w) low-resolution tile, ``H = ratio * h``.
+        (C, h, w) low-resolution tile, ``H = ratio * h``; for hyperspectral methods the (B, h, w) HS tile.
     ratio : int
     phase : tuple of float
         HR position of LR sample 0 of the tile, per axis (see :mod:`geofuse.kernels.resample`).
@@ -238,8 +259,8 @@ def _run_block_lr_only(task, ms_lr, est=None, block_info=None):
 class Prepared:
     """Float32 dask inputs on a common layout, nodata filled, with masks (engine-internal)."""
 
-    pan: da.Array | None  # (1, H, W)
-    ms_lr: da.Array  # (C, h, w)
+    pan: da.Array | None  # (1, H, W); hyperspectral methods: the MSI (K, H, W)
+    ms_lr: da.Array  # (C, h, w); hyperspectral methods: the HS (B, h, w)
     valid_hr: da.Array | None  # (H, W) bool
     valid_lr: da.Array | None  # (h, w) bool
     layout: Layout
@@ -254,6 +275,23 @@ class Prepared:
     pan_apply: da.Array | None = None  # the same inputs from independent (cloned) read tasks
     ms_lr_apply: da.Array | None = None
     valid_hr_apply: da.Array | None = None
+    #: (K, B) spectral response matrix given by the user (hyperspectral methods), else None
+    srf_given: np.ndarray | None = None
+    #: regularisation weight of the SRF estimate (see :func:`estimate_srf`)
+    srf_smooth: float = 1e-3
+
+    @cached_property
+    def msi_lr(self) -> da.Array:
+        """The high-resolution input (MSI / PAN) degraded onto the LR grid, lazily: Gaussian PSF with a
+        FWHM of ``ratio`` HR pixels, sampled at the grid phase (the HS sensor's nominal blur)."""
+        return self.tile_map(_block_msi_lr, bands=self.pan.shape[0], grid="lr")
+
+    @cached_property
+    def srf(self) -> da.Array:
+        """(K, B) spectral response: the user's, else :func:`estimate_srf` (lazy)."""
+        if self.srf_given is not None:
+            return da.from_array(np.asarray(self.srf_given, dtype=np.float64), chunks=-1)
+        return estimate_srf(self, smooth=self.srf_smooth)
 
     def tile_map(self, fn: Callable[[Block, Mapping, Mapping], torch.Tensor], *, bands: int,
                  grid: str = "hr", params: Mapping[str, Any] | None = None, est: Any = None,
@@ -302,6 +340,88 @@ def _overlap(x: da.Array, dy: int, dx: int) -> da.Array:
 
 def _block_ms(block: Block, est, params) -> torch.Tensor:
     return block.ms
+
+
+def gaussian_psf_kernel(ratio: int, phase: float | tuple[float, float], fwhm: float | None = None,
+                        size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Normalised Gaussian PSF (FWHM ``ratio`` HR pixels by default, ``sigma = FWHM / 2.35482``) for
+    decimation at HR positions ``ratio*k + phase``, as an odd-sized kernel and its pick offsets.
+
+    The support is ``2*ratio`` samples centred on the (possibly half-integer) phase, as in Yokoya's
+    ``gaussian_down_sample`` (doi:10.1109/MGRS.2016.2637824); returns ``(kernel, (oy, ox))`` for
+    :func:`geofuse.kernels.filters.correlate2d` with ``stride=ratio``.
+    """
+    py, px = phase if isinstance(phase, tuple) else (phase, phase)
+    sigma = (float(ratio) if fwhm is None else float(fwhm)) / 2.35482
+    n = 2 * ratio if size is None else int(size)
+    axes, offs = [], []
+    for p in (py, px):
+        a = int(math.floor(p + 1e-9))
+        frac = p - a  # 0 or 0.5
+        # sample offsets d (relative to the centre p) covered by the support, as integer taps u = d + frac
+        d = np.arange(n) - (n - 1) / 2.0
+        if abs(frac) < 1e-9 and n % 2 == 0:
+            d = d + 0.5  # an even support on an integer phase: shift by half a pixel (one more tap right)
+        u = np.rint(d + frac).astype(int)
+        half = int(np.abs(u).max())
+        g = np.zeros(2 * half + 1)
+        g[u + half] = np.exp(-0.5 * (d / sigma) ** 2)
+        axes.append(g)
+        offs.append(a)
+    k = np.outer(axes[0], axes[1])
+    return k / k.sum(), (offs[0], offs[1])
+
+
+def gaussian_psf_halo(ratio: int) -> int:
+    """HR halo of :func:`gaussian_psf_kernel` (default support) plus one for a half-integer phase."""
+    return ratio + 1
+
+
+def _block_msi_lr(block: Block, est, params) -> torch.Tensor:
+    from .kernels.filters import correlate2d
+
+    k, off = gaussian_psf_kernel(block.ratio, block.phase)
+    return correlate2d(block.pan, k, mode="replicate", stride=block.ratio, offset=off)
+
+
+def _srf_solve(raw: np.ndarray, B: int, smooth: float) -> np.ndarray:
+    """Rows of R from the raw second moments of [HS (B), MSI_lr (K)]: non-negative regularised LS."""
+    from scipy.optimize import nnls
+
+    G, C = raw[:B, :B], raw[:B, B:]  # E[h h^T], E[h y_k]
+    K = C.shape[1]
+    scale = np.trace(G) / B
+    D = np.diff(np.eye(B), axis=0)
+    A = G + smooth * scale * (D.T @ D) + 1e-9 * scale * np.eye(B)
+    L = np.linalg.cholesky(A)  # A = L L^T; min r^T A r - 2 r^T c  <=>  min ||L^T r - L^-1 c||^2
+    out = np.zeros((K, B))
+    for k in range(K):
+        out[k] = nnls(L.T, np.linalg.solve(L, C[:, k]), maxiter=50 * B)[0]
+    return out
+
+
+def estimate_srf(ctx: "Prepared", smooth: float = 1e-3) -> da.Array:
+    r"""Estimate the (K, B) spectral response matrix ``R`` with ``MSI ~ R HS`` from the data, lazily.
+
+    The MSI is degraded onto the HS grid (:attr:`Prepared.msi_lr`: Gaussian PSF, FWHM = ratio, at the
+    grid phase) and each of its bands is fitted on the HS bands by non-negative least squares with a
+    spectral smoothness penalty, as HySure estimates R (Simoes et al. 2015, doi:10.1109/TGRS.2014.2375320):
+
+    .. math::
+
+        r_k = rg\min_{r \ge 0} \|y_k - H^T r\|^2 + \lambda \,\mathrm{tr}(G)/B\, \|D r\|^2
+
+    with ``G = H H^T`` (one pass of global second moments over the valid LR pixels) and ``D`` the first
+    spectral difference. No intercept; rows are not renormalised (the fit carries the radiometric scale).
+    """
+    from . import stats
+
+    B = ctx.ms_lr.shape[0]
+    m = stats.moments([ctx.ms_lr, ctx.msi_lr], ctx.valid_lr)
+    k = (m.n - 1) / m.n
+    raw = m.cov * k + m.mean[:, None] * m.mean[None, :]
+    K = ctx.pan.shape[0]
+    return da.from_delayed(dask.delayed(_srf_solve)(raw, B, smooth), shape=(K, B), dtype=np.float64)
 
 
 EstimateContext = Prepared
@@ -368,8 +488,17 @@ def _fill(arr: da.Array, valid: da.Array | None, value: da.Array | None) -> da.A
 
 def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, compat: str = "default",
             interpolation: str = "interp23tap", sensor=None, device: str = "auto", chunks=None,
-            work: str = "float32") -> Prepared:
-    """Window, rechunk, mask and fill the inputs for a method whose own halo is ``halo_hr`` HR pixels."""
+            work: str = "float32", hr_bands: int | None = 1, srf: Any = None,
+            srf_smooth: float = 1e-3) -> Prepared:
+    """Window, rechunk, mask and fill the inputs for a method whose own halo is ``halo_hr`` HR pixels.
+
+    ``hr_bands``: the band count the high-resolution input must have (1 = a PAN); ``None`` accepts any
+    ``K >= 1`` (hyperspectral methods: the MSI), and then the halo also covers the PSF of
+    :attr:`Prepared.msi_lr`. ``srf``: a (K, B) spectral response matrix (numpy) for hyperspectral
+    methods, else estimated when a method asks for ``ctx.srf``.
+    """
+    if hr_bands is None and pan is not None:
+        halo_hr = max(int(halo_hr), gaussian_psf_halo(grid.ratio))
     if compat not in COMPAT:
         raise ParameterError("Unknown compat mode", expected=" or ".join(map(repr, COMPAT)), got=repr(compat),
                              fix="use compat='default' (or 'toolbox' to reproduce the MATLAB toolbox)")
@@ -407,11 +536,28 @@ def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, c
     if pan is not None:
         sl = grid.hr_slices()
         pan_w = pan.isel(y=sl[0], x=sl[1]) if "y" in pan.dims else pan
-        if pan_w.shape[0] != 1:
+        if hr_bands == 1 and pan_w.shape[0] != 1:
             raise BandCountError("The PAN must have exactly one band", expected="1 band", got=f"{pan_w.shape[0]} bands",
                                  fix="select the panchromatic band, e.g. pan.isel(band=[0])")
-        pan_raw = _as_float_dask(pan_w, ((1,),) + layout.hr_chunks)
-        pan_c = _as_float_dask(pan_w, ((1,),) + layout.hr_chunks, independent=True)
+        if hr_bands is not None and pan_w.shape[0] != hr_bands:
+            raise BandCountError("The high-resolution input has the wrong number of bands",
+                                 expected=f"{hr_bands} bands", got=f"{pan_w.shape[0]} bands",
+                                 fix="select the bands the method expects")
+        kb = pan_w.shape[0]
+        pan_raw = _as_float_dask(pan_w, ((kb,),) + layout.hr_chunks)
+        pan_c = _as_float_dask(pan_w, ((kb,),) + layout.hr_chunks, independent=True)
+    srf_arr = None
+    if srf is not None:
+        srf_arr = np.asarray(srf, dtype=np.float64)
+        want = (pan.sizes["band"] if pan is not None else None, nbands)
+        if srf_arr.ndim != 2 or srf_arr.shape[1] != nbands or (want[0] is not None and srf_arr.shape[0] != want[0]):
+            raise BandCountError("The spectral response matrix does not fit the inputs",
+                                 expected=f"shape (MSI bands, HS bands) = {want}", got=f"shape {srf_arr.shape}",
+                                 fix="give one SRF row per MSI band and one column per HS band (or srf=None "
+                                     "to estimate it from the data)")
+        if not np.isfinite(srf_arr).all():
+            raise ParameterError("The spectral response matrix has non-finite entries", expected="finite values",
+                                 got="NaN or inf", fix="check the SRF table / its resampling")
     ms_nd, ms_float = nodata_of(ms), np.issubdtype(ms.dtype, np.floating)
     pan_nd = nodata_of(pan) if pan is not None else None
     pan_float = pan is not None and np.issubdtype(pan.dtype, np.floating)
@@ -438,7 +584,7 @@ def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, c
                     pan_apply=None if pan_c is None else _fill(pan_c, valid_hr_c, pan_fill),
                     ms_lr_apply=_fill(ms_c, valid_lr_c, ms_fill), valid_hr_apply=valid_hr_c,
                     layout=layout, ratio=r, phase=phase, compat=compat, interpolation=interpolation, sensor=sensor,
-                    device=str(device), work=work, lr_halo=lr_halo)
+                    device=str(device), work=work, lr_halo=lr_halo, srf_given=srf_arr, srf_smooth=srf_smooth)
 
 
 def _materialise_est(est: Mapping[str, Any]) -> dict[str, Any]:
@@ -450,7 +596,7 @@ def fuse_prepared(spec, prep: Prepared, params: Mapping[str, Any]) -> da.Array:
     est = spec.estimate(prep, params) if spec.estimate is not None else {}
     est_delayed = dask.delayed(_materialise_est)(dict(est)) if est else None
     return prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=params, est=est_delayed, source="apply",
-                         use_pan="pan" in spec.inputs)
+                         use_pan="pan" in spec.inputs or "msi" in spec.inputs)
 
 
 def to_output_dtype(x: da.Array, dtype: np.dtype, valid: da.Array | None, nodata: float | None) -> da.Array:

@@ -105,6 +105,21 @@ class MethodSpec:
         method's filters.
     exact_chunking : bool
         True when the math is local, so the chunked result equals the whole-image result.
+    seam_tolerance : float
+        For ``exact_chunking=False`` methods (iterative solvers run per chunk with overlap): the stated
+        seam bound, the largest allowed ``max|chunked - whole| / (max(whole) - min(whole))`` on the
+        contract test's scenes. ``0.0`` (default) means exact.
+
+    Hyperspectral methods
+    ---------------------
+    ``scenario="hyperspectral"``, ``inputs=("hs", "msi")``, family ``"HS"``. The engine passes the MSI
+    (K >= 1 bands; a PAN is K = 1) as ``block.pan`` / ``ctx.pan`` and the HS (B bands) as
+    ``block.ms_lr`` / ``ctx.ms_lr``; ``apply`` returns B bands on the MSI grid. ``estimate`` computes
+    every global quantity (SRF ``ctx.srf`` (K, B): the user's or estimated by least squares, see
+    :func:`geofuse.engine.estimate_srf`; subspaces, endmembers, dictionaries) once, from lazy global
+    reductions or small delayed solves, and returns them in its dict, so ``apply`` gets them as
+    tensors. Parameters named in ``parameters`` reach both as ``params``. The API entry point is
+    :func:`geofuse.fuse_hyperspectral`.
     """
 
     name: str
@@ -119,6 +134,7 @@ class MethodSpec:
     halo: Callable[[Mapping[str, Any], int], int]
     estimate: Callable[..., Mapping[str, Any]] | None = None
     exact_chunking: bool = True
+    seam_tolerance: float = 0.0
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
