@@ -331,7 +331,7 @@ def test_registry():
     m = metrics.get("sam")
     assert m.name == "SAM" and not m.higher_is_better and m.ideal == 0 and m.needs_reference
     assert metrics.get("Q2n").higher_is_better and metrics.get("Q2n").ideal == 1
-    with pytest.raises(ParameterError, match="ERGAS, Q2n, SAM"):
+    with pytest.raises(ParameterError, match="ERGAS, .*Q2n, .*SAM"):   # sorted list of every metric
         metrics.get("Q4x")
     with pytest.raises(ValueError):   # ParameterError is a ValueError too
         reduced_resolution(np.ones((1, 4, 4)), np.ones((1, 4, 4)), 4, metrics=("PSNRX",))

@@ -312,38 +312,51 @@ def _to_uint16_values(x: Any) -> Any:
     return np.clip(r, 0.0, 65535.0)
 
 
-def _q2n_blocks(f: np.ndarray, g: np.ndarray, block: int) -> np.ndarray:
-    """Per-block hypercomplex quality of one chunk whose rows/cols are multiples of ``block``.
+def _block_moments(f: np.ndarray, g: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per ``block x block`` block of ``g`` and ``f`` stacked as 2C channels: means and the (N-1) covariance.
 
-    ``f`` (fused) and ``g`` (reference) are (C, h, w); returns (h // block, w // block) float64.
+    Returns ``mu`` (nby, nbx, 2C) and ``cov`` (nby, nbx, 2C, 2C), channels ``g_0..g_{C-1}, f_0..f_{C-1}``.
+    Two passes (block means, then the Gram matrix of the centred values as one batched matmul).
     """
     c, h, w = g.shape
-    n = _next_pow2(c)
     nby, nbx, npx = h // block, w // block, block * block
+    z = np.empty((nby, nbx, 2 * c, npx))
+    for k, a in enumerate((g, f)):
+        z[:, :, k * c:(k + 1) * c] = np.asarray(a).reshape(c, nby, block, nbx, block).transpose(1, 3, 0, 2, 4) \
+            .reshape(nby, nbx, c, npx)
+    mu = z.mean(axis=-1)
+    z -= mu[..., None]
+    cov = np.matmul(z, z.swapaxes(-1, -2))
+    cov /= max(npx - 1, 1)
+    return mu, cov
 
-    def blocks(a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a, dtype=np.float64)
-        if n > c:  # zero bands up to a power of two (normalised below to the constant 1)
-            a = np.concatenate([a, np.zeros((n - c, h, w))])
-        return a.reshape(n, nby, block, nbx, block).transpose(1, 3, 0, 2, 4).reshape(nby, nbx, n, npx)
 
-    gb, fb = blocks(g), blocks(f)
-    mu = gb.mean(axis=-1, keepdims=True)
-    sd = gb.std(axis=-1, ddof=1, keepdims=True) if npx > 1 else np.zeros_like(mu)
+def _q2n_blocks(f: np.ndarray, g: np.ndarray, block: int) -> np.ndarray:
+    r"""Per-block hypercomplex quality of one chunk whose rows/cols are multiples of ``block``.
+
+    ``f`` (fused) and ``g`` (reference) are (C, h, w); returns (h // block, w // block) float64.
+
+    Written with block moments instead of normalised copies: with the reference statistics
+    :math:`\mu_i, s_i` (N-1) of band :math:`i`, the normalised reference :math:`x_i = (g_i - \mu_i)/s_i + 1`
+    has mean 1, the normalised fused :math:`y_i = (f_i - \mu_i)/s_i + 1` has mean
+    :math:`(\bar f_i - \mu_i)/s_i + 1`, and :math:`\mathrm{cov}(x_i, y_j) = \mathrm{cov}(g_i, f_j)/(s_i s_j)`;
+    zero-padded bands are the constant 1 in both. Same values as normalising the pixels (to rounding).
+    """
+    c = g.shape[0]
+    n = _next_pow2(c)
+    mu, cov = _block_moments(f, g, block)
+    idx = np.arange(c)
+    mg, mf = mu[..., :c], mu[..., c:]
+    vg = cov[..., idx, idx]
+    sd = np.sqrt(vg)
     sd = np.where(sd == 0, _EPS, sd)
-    x = (gb - mu) / sd + 1.0           # reference block, normalised with its own statistics
-    y = (fb - mu) / sd + 1.0           # fused block, normalised with the REFERENCE statistics
-    mx = x.mean(axis=-1)
-    my = y.mean(axis=-1)
-    xc = x - mx[..., None]
-    yc = y - my[..., None]
-    dof = npx - 1 if npx > 1 else 1    # N/(N-1) unbiased moments
-    cov = np.einsum("...ip,...jp->...ij", xc, yc) / dof
-    vx = np.einsum("...ip,...ip->...", xc, xc) / dof
-    vy = np.einsum("...ip,...ip->...", yc, yc) / dof
-    sxy = np.einsum("...ij,ijk->...k", cov, _structure(n))   # hypercomplex covariance E[x y*] - mx my*
-    nmx2 = np.einsum("...i,...i->...", mx, mx)
-    nmy2 = np.einsum("...i,...i->...", my, my)
+    my = (mf - mg) / sd + 1.0                                  # mean of the normalised fused bands
+    cxy = cov[..., :c, c:] / (sd[..., :, None] * sd[..., None, :])
+    vx = (vg / (sd * sd)).sum(axis=-1)
+    vy = (cov[..., c + idx, c + idx] / (sd * sd)).sum(axis=-1)
+    sxy = np.einsum("...ij,ijk->...k", cxy, _structure(n)[:c, :c])   # hypercomplex covariance
+    nmx2 = float(n)                                            # |mean x|^2: n components equal to 1
+    nmy2 = (my * my).sum(axis=-1) + (n - c)
     nmxy = np.sqrt(nmx2 * nmy2)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_term = 2.0 * nmxy / (nmx2 + nmy2)
@@ -474,5 +487,5 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
     f = f.rechunk(g.chunks)
     qmap = da.map_blocks(_q2n_blocks, f, g, block=block, drop_axis=0, dtype=np.float64,
                          chunks=tuple(tuple(c // block for c in cs) for cs in g.chunks[1:]),
-                         name="geofuse-q2n-blocks")
+                         token="geofuse-q2n-blocks")
     return qmap.mean()
