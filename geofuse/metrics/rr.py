@@ -113,7 +113,7 @@ def _reduce_chunks(kernel: Callable, arrays: list, halo: int, nstat: int, lazy: 
 
     small = tuple(da.asarray(a).rechunk(-1) for a in small)
     parts = da.map_blocks(block, *arrays, *small, dtype=np.float64,
-                          chunks=((nstat,), (1,) * len(rows), (1,) * len(cols)), name="geofuse-metric-chunk-sums")
+                          chunks=((nstat,), (1,) * len(rows), (1,) * len(cols)), token="geofuse-metric-chunk-sums")
     return parts.sum(axis=(1, 2))
 
 
