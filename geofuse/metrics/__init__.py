@@ -39,6 +39,9 @@ class Metric:
         ``func(fused, ref, **params)``; keyword parameters it does not accept are not passed.
     unit : str
         Unit of the value ("" for dimensionless).
+    inputs : tuple of str
+        Positional arguments of ``func``: ``("fused", "ref")``, or ``("fused", "a", "b")`` for the
+        two-source fusion metrics of :mod:`geofuse.metrics.generic`.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Metric:
     per_band: bool
     func: Callable
     unit: str = ""
+    inputs: tuple[str, ...] = ("fused", "ref")
 
 
 METRICS: dict[str, Metric] = {}
