@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -312,18 +312,23 @@ def _to_uint16_values(x: Any) -> Any:
     return np.clip(r, 0.0, 65535.0)
 
 
-def _block_moments(f: np.ndarray, g: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per ``block x block`` block of ``g`` and ``f`` stacked as 2C channels: means and the (N-1) covariance.
+def _block_moments(arrays: Sequence[np.ndarray], block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means and (N-1) covariance matrix of the channels of ``arrays`` stacked, per ``block x block`` block.
 
-    Returns ``mu`` (nby, nbx, 2C) and ``cov`` (nby, nbx, 2C, 2C), channels ``g_0..g_{C-1}, f_0..f_{C-1}``.
-    Two passes (block means, then the Gram matrix of the centred values as one batched matmul).
+    ``arrays`` are (C_k, h, w) with h, w multiples of ``block``. Returns ``mu`` (nby, nbx, K) and ``cov``
+    (nby, nbx, K, K), K = sum of C_k, in the order of the arrays. Two passes (block means, then the Gram
+    matrix of the centred values as one batched matmul), float64.
     """
-    c, h, w = g.shape
+    h, w = arrays[0].shape[-2:]
     nby, nbx, npx = h // block, w // block, block * block
-    z = np.empty((nby, nbx, 2 * c, npx))
-    for k, a in enumerate((g, f)):
-        z[:, :, k * c:(k + 1) * c] = np.asarray(a).reshape(c, nby, block, nbx, block).transpose(1, 3, 0, 2, 4) \
+    k = sum(a.shape[0] for a in arrays)
+    z = np.empty((nby, nbx, k, npx))
+    at = 0
+    for a in arrays:
+        c = a.shape[0]
+        z[:, :, at:at + c] = np.asarray(a).reshape(c, nby, block, nbx, block).transpose(1, 3, 0, 2, 4) \
             .reshape(nby, nbx, c, npx)
+        at += c
     mu = z.mean(axis=-1)
     z -= mu[..., None]
     cov = np.matmul(z, z.swapaxes(-1, -2))
@@ -344,7 +349,7 @@ def _q2n_blocks(f: np.ndarray, g: np.ndarray, block: int) -> np.ndarray:
     """
     c = g.shape[0]
     n = _next_pow2(c)
-    mu, cov = _block_moments(f, g, block)
+    mu, cov = _block_moments([g, f], block)
     idx = np.arange(c)
     mg, mf = mu[..., :c], mu[..., c:]
     vg = cov[..., idx, idx]
