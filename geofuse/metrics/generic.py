@@ -595,6 +595,9 @@ def _vif_maps(ref: np.ndarray, dist: np.ndarray, sigma_nsq: float):
             ref = win(ref)[::2, ::2]
             dist = win(dist)[::2, ::2]
         mu1, mu2 = win(ref), win(dist)
+        if mu1.size == 0:
+            raise InputError("The image is too small for VIF's four scales", expected="at least ~64 x 64 pixels",
+                             got=f"an empty map at scale {scale}", fix="evaluate VIF on a larger image")
         s1 = np.maximum(win(ref * ref) - mu1 * mu1, 0.0)
         s2 = np.maximum(win(dist * dist) - mu2 * mu2, 0.0)
         s12 = win(ref * dist) - mu1 * mu2
