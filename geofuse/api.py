@@ -112,52 +112,54 @@ def methods_table(scenario: str | None = None):
 
 
 def evaluate(fused: xr.DataArray, reference: xr.DataArray | None = None, *, ms: xr.DataArray | None = None,
-             pan: xr.DataArray | None = None, ratio: int | None = None, protocol: str = "reduced",
-             metrics: Sequence[str] = ("Q2n", "SAM", "ERGAS"), compat: str = "default", dim_cut: int = 0,
-             block: int = 32):
+             pan: xr.DataArray | None = None, sensor: str | _sensors.Sensor | Sequence[float] | None = None,
+             ratio: int | None = None, protocol: str = "reduced", metrics: Sequence[str] | None = None,
+             compat: str = "default", dim_cut: int | None = None, block: int = 32, per_band: bool = True,
+             **params: Any):
     """Quality table of a fused image: one tidy pandas DataFrame (metric, band, value, ...).
 
     Parameters
     ----------
     fused : xarray.DataArray
-        The fused image ("band", "y", "x").
-    reference : xarray.DataArray
-        Ground truth on the same grid (reduced-resolution / Wald protocol).
+        The fused image ("band", "y", "x"); numpy / dask arrays work too.
+    reference : xarray.DataArray, optional
+        Ground truth on the same grid (``protocol="reduced"``, the Wald protocol).
     ms, pan : xarray.DataArray, optional
-        The inputs of the fusion; ``ms`` gives the ratio from the grids when ``ratio`` is not given.
+        The inputs of the fusion: required for ``protocol="full"``; for ``"reduced"`` the MS only gives
+        the ratio.
+    sensor : str, Sensor or list of float, optional
+        MTF preset for D_lambda_K / HQNR (default: the one the fusion recorded in its attrs).
     ratio : int, optional
-        Resolution ratio (for ERGAS). Default: from ``fused.attrs["geofuse_ratio"]`` or the grids.
-    protocol : {"reduced"}
-        The reduced-resolution protocol (the full-resolution indexes D_lambda, D_s, QNR, HQNR belong to
-        the metric suite).
-    metrics : sequence of str
-        Metric names of :data:`geofuse.metrics.METRICS`.
+        Resolution ratio. Default: ``fused.attrs["geofuse_ratio"]`` or the grids.
+    protocol : {"reduced", "full"}
+        Reduced resolution: Q2n, Q, SAM, ERGAS, SCC, PSNR, RMSE, CC, SSIM against ``reference``. Full
+        resolution: D_lambda, D_s, QNR, D_lambda_K, HQNR from ``ms`` and ``pan`` (no reference).
+    metrics : sequence of str, optional
+        Metric names of :data:`geofuse.metrics.METRICS`; default every index of the protocol.
     compat : {"default", "toolbox"}
-        ``"toolbox"`` reproduces the MATLAB toolbox (uint16 cast inside Q2n).
-    dim_cut : int
-        Border cut as the toolbox's ``indexes_evaluation`` (21 in its demos; 0 = none).
-    """
-    from .metrics.evaluate import reduced_resolution
+        ``"toolbox"`` reproduces the MATLAB toolbox: uint16 cast inside Q2n (and D_lambda_K), border cut
+        ``dim_cut = 21`` unless given, full-resolution indexes against the interp23tap MS at the toolbox's
+        phase. ``"default"``: the same formulas without the uint16 cast (float reflectances work), no
+        border cut unless given, interpolation at the grids' phase.
+    dim_cut : int, optional
+        Reduced-resolution border cut as the toolbox's ``indexes_evaluation`` (0 = none).
+    block : int
+        Block / window size (32).
+    per_band : bool
+        Also one row per band for the metrics that have per-band values (before their ``"all"`` row).
+    **params
+        Further metric parameters: ``p, q, alpha, beta`` (QNR exponents), ``phase``, ``ms_exp``, ``chunks``,
+        ``work``, ``device`` (full resolution), ``data_range`` (PSNR, SSIM), ``scc_variant="v1.3"``.
 
-    if protocol != "reduced":
-        raise ParameterError("Unknown evaluation protocol in this version", expected="protocol='reduced'",
-                             got=repr(protocol), fix="use protocol='reduced' with a reference image")
-    if reference is None:
-        raise ParameterError("The reduced-resolution protocol needs a reference", expected="reference=<ground truth>",
-                             got="None", fix="pass the original MS of a Wald-degraded pair as reference")
-    if fused.shape != reference.shape:
-        raise ParameterError("Fused and reference images differ in shape", expected=str(tuple(reference.shape)),
-                             got=str(tuple(fused.shape)), fix="evaluate the fusion of the degraded pair against "
-                             "the original MS (geofuse simulate)")
-    if ratio is None:
-        ratio = fused.attrs.get("geofuse_ratio")
-    if ratio is None and ms is not None:
-        ratio = fit_grids(fused, ms).ratio
-    if ratio is None:
-        raise ParameterError("The resolution ratio is unknown", expected="ratio= or ms=", got="neither",
-                             fix="pass ratio=4 (PAN/MS pixel size ratio) or the low-resolution MS")
-    return reduced_resolution(fused, reference, int(ratio), metrics=tuple(metrics), compat=compat,
-                              dim_cut=dim_cut, block=block)
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``metric, band, value, higher_is_better, ideal``; computed in one ``dask.compute``.
+    """
+    from .metrics.evaluate import evaluate_table
+
+    return evaluate_table(fused, reference, ms=ms, pan=pan, sensor=sensor, ratio=ratio, protocol=protocol,
+                          metrics=metrics, compat=compat, dim_cut=dim_cut, block=block, per_band=per_band, **params)
 
 
 def fuse_hyperspectral(hs: xr.DataArray, ms: xr.DataArray, method: str = "glp_hs", *, srf: Any = None,

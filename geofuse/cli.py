@@ -172,11 +172,21 @@ def cmd_evaluate(args) -> int:
 
     with _scheduler(args.scheduler):
         fused = open_raster(args.fused)
-        ref = open_raster(args.reference)
+        ref = open_raster(args.reference) if args.reference else None
         ms = open_raster(args.ms) if args.ms else None
-        table = evaluate(fused, ref, ms=ms, ratio=args.ratio, metrics=args.metrics.split(","),
-                         compat=args.compat, dim_cut=args.dim_cut)
-    print(table.to_string(index=False))
+        pan = open_raster(args.pan) if args.pan else None
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+        params = {k: v for k, v in (("p", args.p), ("q", args.q), ("alpha", args.alpha), ("beta", args.beta))
+                  if v is not None}
+        table = evaluate(fused, ref, ms=ms, pan=pan, sensor=_sensor_arg(args), ratio=args.ratio,
+                         protocol=args.protocol, metrics=metrics, compat=args.compat, dim_cut=args.dim_cut,
+                         block=args.block, per_band=args.per_band, **params)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
     if args.json:
@@ -247,16 +257,30 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("evaluate", help="print a metric table of FUSED against REFERENCE")
+    p = sub.add_parser("evaluate", help="print a quality table: FUSED against REFERENCE (reduced resolution) or "
+                       "against its MS and PAN (--protocol full)")
     p.add_argument("fused")
-    p.add_argument("reference")
-    p.add_argument("--ms", default=None, help="the low-resolution MS (derives the ratio from the grids)")
-    p.add_argument("--ratio", type=int, default=None, help="resolution ratio (for ERGAS)")
-    p.add_argument("--metrics", default="Q2n,SAM,ERGAS")
-    p.add_argument("--compat", choices=("default", "toolbox"), default="default")
-    p.add_argument("--dim-cut", type=int, default=0, help="border cut as the toolbox (21 in its demos)")
-    p.add_argument("--csv", default=None)
-    p.add_argument("--json", default=None)
+    p.add_argument("reference", nargs="?", default=None, help="ground truth (reduced-resolution protocol)")
+    p.add_argument("--protocol", choices=("reduced", "full"), default="reduced",
+                   help="reduced: Q2n, Q, SAM, ERGAS, SCC, PSNR, RMSE, CC, SSIM vs REFERENCE; full: D_lambda, D_s, "
+                        "QNR, D_lambda_K, HQNR from --ms and --pan")
+    p.add_argument("--ms", default=None, help="the low-resolution MS (full protocol; reduced: gives the ratio)")
+    p.add_argument("--pan", default=None, help="the PAN (full protocol)")
+    sensor_opts(p)
+    p.add_argument("--ratio", type=int, default=None, help="resolution ratio (default from the grids)")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all of the protocol)")
+    p.add_argument("--compat", choices=("default", "toolbox"), default="default",
+                   help="toolbox: uint16 cast in Q2n, border cut 21, toolbox interpolation phase")
+    p.add_argument("--dim-cut", type=int, default=None, help="border cut as the toolbox (default 21 with "
+                   "--compat toolbox, else 0)")
+    p.add_argument("--block", type=int, default=32, help="block / window size S (32)")
+    p.add_argument("--per-band", action=argparse.BooleanOptionalAction, default=True,
+                   help="also one row per band for the metrics that have per-band values")
+    for name in ("p", "q", "alpha", "beta"):
+        p.add_argument(f"--{name}", type=float, default=None, help=f"QNR exponent {name} (default 1)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="what to print")
+    p.add_argument("--csv", default=None, help="also write the table as CSV to this path")
+    p.add_argument("--json", default=None, help="also write the table as JSON records to this path")
     common(p, progress=False)
     p.set_defaults(func=cmd_evaluate)
     return ap
