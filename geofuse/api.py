@@ -210,7 +210,8 @@ def fuse_hyperspectral(hs: xr.DataArray, ms: xr.DataArray, method: str = "glp_hs
     engine.check_inputs(hs, ms)
     grid = fit_grids(ms, hs, ratio=ratio, phase=phase)
     wl = wavelengths
-    if wl is None and "wavelength" in hs.coords:
+    needs_wl = srf is not None and not hasattr(srf, "shape") and not isinstance(srf, (list, tuple))
+    if wl is None and needs_wl and "wavelength" in hs.coords:  # read (maybe compute) only when needed
         wl = np.asarray(hs["wavelength"].values, dtype=np.float64)
     R = _srf.resolve_srf(srf, wl, ms.sizes["band"], hs.sizes["band"])
     sens = _sensors.get(None, hs.sizes["band"], warn=False)
@@ -234,8 +235,10 @@ def fuse_hyperspectral(hs: xr.DataArray, ms: xr.DataArray, method: str = "glp_hs
              "geofuse_interpolation": prep.interpolation}
     out = make_raster(data, transform, grid.crs, band=hs["band"].values if "band" in hs.coords else None,
                       attrs=attrs, nodata=nd, name=spec.name)
-    if wl is not None:
-        out = out.assign_coords(wavelength=("band", np.asarray(wl, dtype=np.float64)))
+    if wavelengths is not None:
+        out = out.assign_coords(wavelength=("band", np.asarray(wavelengths, dtype=np.float64)))
+    elif "wavelength" in hs.coords and hs["wavelength"].dims == ("band",):
+        out = out.assign_coords(wavelength=hs["wavelength"].variable)  # as it is (a lazy coordinate stays lazy)
     if transform is None:
         sl = grid.hr_slices()
         for d, s in zip(("y", "x"), sl):

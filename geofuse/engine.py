@@ -53,6 +53,7 @@ import xarray as xr
 from . import sensors as _sensors
 from .device import resolve_device
 from .errors import BandCountError, InputError, ParameterError
+from .kernels.hs_simple import gaussian_psf_kernel, psf_halo
 from .kernels.resample import INTERPOLATORS, decimate, upsample, upsample_halo
 
 COMPAT = ("default", "toolbox")
@@ -342,39 +343,9 @@ def _block_ms(block: Block, est, params) -> torch.Tensor:
     return block.ms
 
 
-def gaussian_psf_kernel(ratio: int, phase: float | tuple[float, float], fwhm: float | None = None,
-                        size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Normalised Gaussian PSF (FWHM ``ratio`` HR pixels by default, ``sigma = FWHM / 2.35482``) for
-    decimation at HR positions ``ratio*k + phase``, as an odd-sized kernel and its pick offsets.
-
-    The support is ``2*ratio`` samples centred on the (possibly half-integer) phase, as in Yokoya's
-    ``gaussian_down_sample`` (doi:10.1109/MGRS.2016.2637824); returns ``(kernel, (oy, ox))`` for
-    :func:`geofuse.kernels.filters.correlate2d` with ``stride=ratio``.
-    """
-    py, px = phase if isinstance(phase, tuple) else (phase, phase)
-    sigma = (float(ratio) if fwhm is None else float(fwhm)) / 2.35482
-    n = 2 * ratio if size is None else int(size)
-    axes, offs = [], []
-    for p in (py, px):
-        a = int(math.floor(p + 1e-9))
-        frac = p - a  # 0 or 0.5
-        # sample offsets d (relative to the centre p) covered by the support, as integer taps u = d + frac
-        d = np.arange(n) - (n - 1) / 2.0
-        if abs(frac) < 1e-9 and n % 2 == 0:
-            d = d + 0.5  # an even support on an integer phase: shift by half a pixel (one more tap right)
-        u = np.rint(d + frac).astype(int)
-        half = int(np.abs(u).max())
-        g = np.zeros(2 * half + 1)
-        g[u + half] = np.exp(-0.5 * (d / sigma) ** 2)
-        axes.append(g)
-        offs.append(a)
-    k = np.outer(axes[0], axes[1])
-    return k / k.sum(), (offs[0], offs[1])
-
-
 def gaussian_psf_halo(ratio: int) -> int:
     """HR halo of :func:`gaussian_psf_kernel` (default support) plus one for a half-integer phase."""
-    return ratio + 1
+    return psf_halo(ratio)
 
 
 def _block_msi_lr(block: Block, est, params) -> torch.Tensor:

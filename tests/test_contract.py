@@ -223,3 +223,159 @@ def test_exp_interpolates_through_the_ms_samples(lr_shape, ratio, phase):
     out = fuse(ms, pan, "exp", chunks=(44, 52)).values
     p = ratio // 2
     np.testing.assert_allclose(out[:, p::ratio, p::ratio], ms.values, rtol=1e-6, atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyperspectral methods (scenario "hyperspectral", inputs ("hs", "msi")): the same contract, on a
+# seeded synthetic HS + MSI pair.
+
+HS_METHODS = [s.name for s in registry.available("hyperspectral")]
+HS_BANDS, MSI_BANDS = 12, 3
+
+
+def synthetic_hs_pair(lr_shape=(33, 41), ratio: int = 4, *, bands: int = HS_BANDS, msi_bands: int = MSI_BANDS,
+                      dtype=np.uint16, seed: int = 0, chunks: int | None = 64):
+    """A georeferenced ``(hs, msi)`` pair (dask-backed) made by a committed generator with a local RNG.
+
+    A high-resolution cube is a mix of three smooth random abundance fields with three smooth random
+    spectra (``bands`` samples from 400 to 1000 nm) plus a little texture, in 11-bit-like DN; the HS is
+    its ``ratio`` x ``ratio`` block mean (corner-aligned grids), the MSI its projection through a random
+    non-negative (msi_bands, bands) response with rows summing to one. Returns the pair and the response.
+    """
+    from .conftest import PAN_TRANSFORM, UTM, _smooth_field
+    from geofuse.grid import lowres_transform
+    from geofuse.raster import make_raster
+
+    rng = np.random.default_rng(seed)
+    h, w = lr_shape
+    H, W = ratio * h, ratio * w
+    ab = np.stack([_smooth_field(rng, (H, W), s) for s in (24, 12, 6)]) + 0.05
+    ab /= ab.sum(0, keepdims=True)
+    wl = np.linspace(400, 1000, bands)
+    spectra = np.stack([0.2 + 0.6 * _smooth_field(rng, (1, bands), 4)[0] for _ in range(3)])  # (3, B)
+    cube = 150 + 1700 * np.einsum("eb,ehw->bhw", spectra, ab) + 20 * _smooth_field(rng, (H, W), 2)[None]
+    R = rng.uniform(0, 1, (msi_bands, bands)) ** 3
+    R /= R.sum(1, keepdims=True)
+    msi = np.einsum("kb,bhw->khw", R, cube)
+    hs = cube.reshape(bands, h, ratio, w, ratio).mean(axis=(2, 4))
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        hs, msi = np.rint(hs), np.rint(msi)
+    p = (ratio - 1) / 2
+    hs_da = make_raster(hs.astype(dtype), lowres_transform(PAN_TRANSFORM, ratio, (p, p)), UTM,
+                        band=[f"h{i}" for i in range(1, bands + 1)]).assign_coords(wavelength=("band", wl))
+    msi_da = make_raster(msi.astype(dtype), PAN_TRANSFORM, UTM, band=[f"m{i}" for i in range(1, msi_bands + 1)])
+    if chunks is not None:
+        hs_da = hs_da.chunk({"band": -1, "y": max(1, chunks // ratio), "x": max(1, chunks // ratio)})
+        msi_da = msi_da.chunk({"band": -1, "y": chunks, "x": chunks})
+    return hs_da, msi_da, R
+
+
+def fuse_hs(hs, msi, method, **kw):
+    from geofuse.api import fuse_hyperspectral
+
+    return fuse_hyperspectral(hs, msi, method, **kw)
+
+
+@pytest.fixture(scope="module")
+def hs_pair():
+    return synthetic_hs_pair(LR_SHAPE, 4, dtype=np.uint16, seed=1)[:2]
+
+
+@pytest.fixture(scope="module")
+def hs_pair_float():
+    return synthetic_hs_pair(LR_SHAPE, 4, dtype=np.float32, seed=1)[:2]
+
+
+def _assert_seams(spec, a, b):
+    """Bit-identical for exact methods, else within the method's stated seam bound."""
+    if spec.exact_chunking:
+        assert_array_equal(a, b, err_msg=f"{spec.name}: chunked != whole image")
+    else:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        span = float(b.max() - b.min()) or 1.0
+        worst = float(np.abs(a - b).max()) / span
+        assert worst <= spec.seam_tolerance, f"{spec.name}: seam {worst:.3g} > stated {spec.seam_tolerance}"
+
+
+@pytest.mark.parametrize("method", HS_METHODS)
+class TestContractHyperspectral:
+    """The operator contract for every hyperspectral method."""
+
+    def test_chunked_equals_whole(self, method, hs_pair):
+        hs, msi = hs_pair
+        spec = registry.get(method)
+        chunked = fuse_hs(hs, msi, method, chunks=ODD_CHUNKS)
+        whole = fuse_hs(hs, msi, method, chunks=WHOLE)
+        assert whole.data.numblocks == (1, 1, 1)
+        ny, nx = chunked.data.numblocks[1:]
+        assert ny > 1 and nx > 1, f"{method}: odd chunks gave only {chunked.data.numblocks} blocks"
+        _assert_seams(spec, chunked.values, whole.values)
+
+    def test_chunked_equals_whole_float(self, method, hs_pair_float):
+        hs, msi = hs_pair_float
+        _assert_seams(registry.get(method), fuse_hs(hs, msi, method, chunks=(44, 60)).values,
+                      fuse_hs(hs, msi, method, chunks=WHOLE).values)
+
+    def test_dtype_kept_and_override(self, method, hs_pair, hs_pair_float):
+        hs, msi = hs_pair
+        out = fuse_hs(hs, msi, method)
+        assert out.dtype == np.uint16
+        as_float = fuse_hs(hs, msi, method, dtype="float32")
+        assert as_float.dtype == np.float32
+        expect = np.clip(np.round(as_float.values), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+        assert_array_equal(out.values, expect)
+        hsf, msif = hs_pair_float
+        outf = fuse_hs(hsf, msif, method)
+        assert outf.dtype == np.float32 and np.isfinite(outf.values).all()
+
+    def test_lazy(self, method, hs_pair):
+        hs, msi = hs_pair
+        hs, msi = hs.rio.write_nodata(0, encoded=False), msi.rio.write_nodata(0, encoded=False)
+        sched = _RaisingScheduler()
+        with dask.config.set(scheduler=sched), _TaskCounter() as counter:
+            out = fuse_hs(hs, msi, method, chunks=ODD_CHUNKS)
+        assert sched.calls == 0 and counter.tasks == 0
+        assert isinstance(out.data, da.Array)
+        with _TaskCounter() as counter:
+            out.compute(scheduler="sync")
+        assert counter.tasks > 0
+
+    def test_nodata_kept(self, method, hs_pair):
+        hs, msi = hs_pair
+        r = 4
+        hv, mv = hs.values.copy(), msi.values.copy()
+        hv[:, 10, 20] = 0
+        mv[:, :20, :23] = 0
+        hs_nd = hs.copy(data=da.from_array(hv, chunks=(HS_BANDS, 16, 16))).rio.write_nodata(0, encoded=False)
+        msi_nd = msi.copy(data=da.from_array(mv, chunks=(MSI_BANDS, 64, 64))).rio.write_nodata(0, encoded=False)
+        got = fuse_hs(hs_nd, msi_nd, method, chunks=ODD_CHUNKS).values
+        mask = np.zeros(got.shape[1:], bool)
+        mask[:20, :23] = True
+        mask[10 * r:11 * r, 20 * r:21 * r] = True
+        assert_array_equal((got == 0).all(axis=0), mask)
+        assert_array_equal((got == 0).any(axis=0), mask)
+        clean = fuse_hs(hs, msi, method, chunks=ODD_CHUNKS).values.astype(np.float64)
+        far = np.zeros_like(mask)
+        far[90:, :60] = True
+        rel = np.abs(got[:, far] - clean[:, far]) / clean[:, far]
+        assert rel.max() < 0.05 and np.median(rel) < 0.01, (rel.max(), np.median(rel))
+
+    def test_georeferencing_kept(self, method, hs_pair):
+        hs, msi = hs_pair
+        out = fuse_hs(hs, msi, method, chunks=ODD_CHUNKS)
+        assert out.shape == (HS_BANDS,) + msi.shape[1:]
+        assert out.rio.crs == msi.rio.crs and out.rio.transform() == msi.rio.transform()
+        assert_array_equal(out["band"].values, hs["band"].values)
+        assert_array_equal(out["wavelength"].values, hs["wavelength"].values)
+        assert out.attrs["geofuse_method"] == method
+        assert json.loads(out.attrs["geofuse_phase"]) == [1.5, 1.5]
+
+    def test_pan_as_one_band_msi_and_ratio3(self, method):
+        hs, msi, _ = synthetic_hs_pair((31, 35), 3, msi_bands=1, dtype=np.float32, seed=3)
+        spec = registry.get(method)
+        out = fuse_hs(hs, msi, method, chunks=(33, 45))
+        assert out.shape == (HS_BANDS, 93, 105) and out.attrs["geofuse_ratio"] == 3
+        got = out.values
+        assert np.isfinite(got).all()
+        _assert_seams(spec, got, fuse_hs(hs, msi, method, chunks=WHOLE).values)
