@@ -161,15 +161,32 @@ def _faith_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _msel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "metric_selection_fight.md"),
+                   help="Markdown file to write (default simulation/results/metric_selection_fight.md)")
+
+
+def _msel_run(args: argparse.Namespace) -> int:
+    from .metric_selection import VIFB, write
+
+    if not VIFB.is_dir():
+        print(f"error: {VIFB} not found: VIFB's metric values live in ../shared")
+        return 1
+    print(write(Path(args.out)))
+    return 0
+
+
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "scene": (_scene_args, _scene_run),
     "wald": (_wald_args, _wald_run),
     "real": (_real_args, _real_run),
     "faithfulness": (_faith_args, _faith_run),
+    "metric-selection": (_msel_args, _msel_run),
 }
 
 _HELP = {
     "faithfulness": "compare every registered method with the reference toolbox outputs (Markdown table)",
+    "metric-selection": "metric selection (Kendall groups, Borda, consistency, CV) on VIFB's 'fight' table",
     "scene": "render a synthetic PAN + MS scene with its HR truth to GeoTIFFs",
     "wald": "build a Wald-protocol reduced-resolution dataset (ms_lr, pan_lr, reference, dataset.json)",
     "real": "export a real PAN + MS .mat pair as GeoTIFFs (synthetic pixel-space georeferencing)",
