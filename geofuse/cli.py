@@ -148,6 +148,38 @@ def cmd_pansharpen(args) -> int:
     return 0
 
 
+def cmd_fuse_hs(args) -> int:
+    """``geofuse fuse-hs HS MS OUT``: hyperspectral + multispectral (or PAN) fusion."""
+    from .api import fuse_hyperspectral
+    from .io import open_raster, write_raster
+
+    params = _collect_params(args, args.method)
+    srf: Any = args.srf
+    if srf is not None and Path(srf).suffix.lower() == ".npy":
+        import numpy as np
+
+        srf = np.load(srf)
+    wl = [float(v) for v in args.wavelengths.split(",")] if args.wavelengths else None
+    if wl is None and args.wavelengths_file:
+        wl = [float(v) for v in Path(args.wavelengths_file).read_text().replace(",", " ").split()]
+    t0 = time.perf_counter()
+    with _scheduler(args.scheduler) as client:
+        read = args.chunks or 1024
+        hs = open_raster(args.hs, chunks=max(64, read // 4))
+        ms = open_raster(args.ms, chunks=read)
+        out = fuse_hyperspectral(hs, ms, args.method, srf=srf, wavelengths=wl, dtype=args.dtype,
+                                 nodata=args.nodata, chunks=args.chunks, device=args.device, params=params)
+        path = write_raster(out, args.out, driver=args.driver, progress=args.progress, scheduler=client,
+                            overwrite=args.overwrite, compress=args.compress)
+    dt = time.perf_counter() - t0
+    print(json.dumps({"output": str(path), "method": out.attrs["geofuse_method"], "shape": list(out.shape),
+                      "dtype": str(out.dtype), "ratio": out.attrs["geofuse_ratio"],
+                      "seconds": round(dt, 3)}) if args.json else
+          f"wrote {path} ({out.attrs['geofuse_method']}, {out.shape[0]} bands, {out.shape[1]}x{out.shape[2]}, "
+          f"{out.dtype}) in {dt:.2f} s")
+    return 0
+
+
 def cmd_simulate(args) -> int:
     from .degrade import wald
     from .io import open_raster, write_raster
@@ -245,6 +277,33 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     _add_method_options(p)
     p.set_defaults(func=cmd_pansharpen)
+
+    p = sub.add_parser("fuse-hs", help="fuse a hyperspectral (HS) raster with a multispectral (or PAN) raster "
+                       "into OUT (GeoTIFF/COG or .zarr)")
+    p.add_argument("hs", help="low-resolution hyperspectral raster (B bands)")
+    p.add_argument("ms", help="high-resolution multispectral raster (K >= 1 bands; a PAN is K = 1)")
+    p.add_argument("out")
+    hs_methods = [s.name for s in registry.available("hyperspectral")]
+    p.add_argument("--method", "-m", default="glp_hs", help="one of: " + ", ".join(hs_methods))
+    p.add_argument("--srf", default=None,
+                   help="spectral response of the MS vs the HS: a preset (Sentinel-2A, Sentinel-2B, Landsat-8, "
+                        "Landsat-9, Pleiades, SPOT-6/7, IKONOS, ...), a CSV (wavelength, one column per band) or a "
+                        ".npy (K x B) matrix; default: estimated from the data by the methods that need it")
+    p.add_argument("--wavelengths", default=None, metavar="W1,W2,...",
+                   help="HS band centres in nm (needed with a named/CSV --srf)")
+    p.add_argument("--wavelengths-file", default=None, help="text file with the HS band centres in nm")
+    p.add_argument("--dtype", default=None, help="output dtype (default: the HS dtype)")
+    p.add_argument("--nodata", type=float, default=None, help="output nodata (default: the HS's, else the MS's)")
+    p.add_argument("--chunks", type=int, default=None, help="chunk size in MS pixels (default 1024)")
+    p.add_argument("--compress", default="deflate", help="GeoTIFF compression (default deflate)")
+    p.add_argument("--driver", choices=("COG", "GTiff", "Zarr"), default=None,
+                   help="output format (default from the suffix: .tif -> COG, .zarr -> Zarr)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (env GEOFUSE_DEVICE)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    common(p)
+    _add_method_options(p)
+    p.set_defaults(func=cmd_fuse_hs)
 
     p = sub.add_parser("simulate", help="Wald protocol: degrade an MS+PAN pair by the ratio into OUTDIR")
     p.add_argument("ms")

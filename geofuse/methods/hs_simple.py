@@ -184,7 +184,7 @@ def _glp_estimate(ctx, params):
     sx, sy, sxy, syy = tot[:B] / n, tot[B:2 * B] / n, tot[2 * B:3 * B] / n, tot[3 * B:] / n
     var = syy - sy * sy
     gains = da.where(var > 0, (sxy - sx * sy) / da.where(var > 0, var, 1.0), 1.0)
-    if not params["gain"]:
+    if not params["global_gain"]:
         gains = da.ones_like(gains)
     return {"w": w, "gains": gains}
 
@@ -199,7 +199,7 @@ register(MethodSpec(
     name="glp_hs", title="GLP-HS (MTF-GLP hypersharpening)", family="HS", scenario="hyperspectral",
     inputs=("hs", "msi"),
     parameters=(_up_param("interp23tap"), _fit_param("psf"),
-                Parameter("gain", "bool", True, "global injection gain cov(H_up, P_L)/var(P_L) (else 1)")),
+                Parameter("global_gain", "bool", True, "global injection gain cov(H_up, P_L)/var(P_L) (else 1)")),
     references=(SELVA_2015, "10.1109/TGRS.2002.803623", YOKOYA_2017),
     summary="Generalized Laplacian pyramid hypersharpening: each HS band gets a synthetic PAN, the "
             "least-squares combination of the MSI bands fitted on the HS grid (mode 2), and receives that "
@@ -215,7 +215,7 @@ def _sfim_estimate(ctx, params):
     nk = ctx.pan.shape[0]
     B = ctx.ms_lr.shape[0]
     m = _lr_moments(ctx, params)
-    fit = _nnls_with_intercept if params["fit"] == "nnls" else None
+    fit = _nnls_with_intercept if params["regression"] == "nnls" else None
     if fit is None:
         wc = dask.delayed(_ls_with_intercept, nout=2)(m.mean, m.cov, nk)
     else:
@@ -236,7 +236,8 @@ register(MethodSpec(
     name="sfim_hs", title="SFIM-HS (smoothing-filter intensity modulation, hypersharpening)", family="HS",
     scenario="hyperspectral", inputs=("hs", "msi"),
     parameters=(_up_param("nearest"), _fit_param("psf"),
-                Parameter("fit", "str", "nnls", "synthetic-PAN regression: non-negative (toolbox mode 3) or plain LS",
+                Parameter("regression", "str", "nnls",
+                          "synthetic-PAN regression: non-negative (toolbox mode 3) or plain LS",
                           choices=("nnls", "ls"))),
     references=("10.1080/014311600750037499", SELVA_2015, YOKOYA_2017),
     summary="Each HS band is modulated by the ratio of its synthetic PAN (non-negative least-squares "
