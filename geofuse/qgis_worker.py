@@ -129,7 +129,17 @@ def describe() -> dict[str, Any]:
                      "higher_is_better": bool(m.higher_is_better), "ideal": m.ideal}
                     for m in metrics.METRICS.values()],
         "protocols": _protocols(),
+        "srf_presets": _srf_presets(),
     }
+
+
+def _srf_presets() -> list[str]:
+    """Spectral-response presets of hyperspectral fusion (empty for a geofuse without them)."""
+    try:
+        from . import srf
+    except ImportError:
+        return []
+    return [str(p) for p in getattr(srf, "PRESETS", ())]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -157,7 +167,13 @@ def _select_bands(da, bands: Sequence[int] | None, role: str, path: str):
         raise BandCountError(f"Band selection of the {role.upper()} input is out of range",
                              expected=f"band numbers between 1 and {n} ({path} has {n} bands)",
                              got=", ".join(map(str, bad)), fix="select existing bands (numbered from 1)")
-    return da.isel(band=[int(b) - 1 for b in bands])
+    idx = [int(b) - 1 for b in bands]
+    # A per-block take instead of ``da.isel(band=idx)``: the engine clones its inputs' graphs, and a
+    # cloned getitem over rioxarray's read layer loses its dependency ("Missing dependency
+    # open_rasterio-...", dask 2025). Blockwise layers clone fine.
+    data = da.data.rechunk({0: -1})
+    data = data.map_blocks(lambda a: a[idx], chunks=((len(idx),),) + data.chunks[1:], dtype=data.dtype)
+    return da.isel(band=idx).copy(data=data)
 
 
 def _accepted(fn: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -189,8 +205,9 @@ def run_fuse(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
 
     ``job`` keys: ``method``; ``inputs`` (role -> path, in the method's input order); ``bands`` (role ->
     1-based band numbers, optional); ``out``; ``driver`` (``COG`` or ``GTiff``); ``compress``;
-    ``sensor`` / ``mtf_gains`` / ``pan_gain``; ``nodata``; ``dtype``; ``interpolation``; ``compat``;
-    ``params`` (method parameters); ``overwrite``.
+    ``sensor`` / ``mtf_gains`` / ``pan_gain`` (pansharpening); ``srf`` / ``wavelengths`` (hyperspectral);
+    ``nodata``; ``dtype``; ``interpolation``; ``compat``; ``params`` (method parameters); ``overwrite``.
+    Options the scenario's API function does not take are not passed.
     """
     from . import registry
     from .io import open_raster, write_raster
@@ -205,7 +222,7 @@ def run_fuse(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
     progress.stage(0, 25, f"geofuse {spec.name}: estimating global statistics")
     options = {"sensor": _sensor(job), "nodata": job.get("nodata"), "dtype": job.get("dtype"),
                "interpolation": job.get("interpolation") or "interp23tap", "compat": job.get("compat") or "default",
-               "params": job.get("params") or {}}
+               "params": job.get("params") or {}, "srf": job.get("srf"), "wavelengths": job.get("wavelengths")}
     options = {k: v for k, v in options.items() if v is not None}
     with progress.callback():
         out = fn(*arrays, method=spec.name, **_accepted(fn, options))

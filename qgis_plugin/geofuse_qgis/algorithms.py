@@ -23,6 +23,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -68,7 +69,7 @@ COMPRESSIONS = ["deflate", "lzw", "zstd", "none"]
 
 #: Names of the fixed parameters of a fusion algorithm (method parameters never take these names).
 _FIXED = {"SENSOR", "MTF_GAINS", "PAN_GAIN", "NODATA", "DATA_TYPE", "COG", "COMPRESSION", "INTERPOLATION",
-          "COMPAT", "OUTPUT"}
+          "COMPAT", "OUTPUT", "SRF", "SRF_FILE", "WAVELENGTHS"}
 
 
 def tr(text: str) -> str:
@@ -157,6 +158,12 @@ def method_parameter_value(alg: QgsProcessingAlgorithm, p: dict[str, Any], param
     return alg.parameterAsString(parameters, name, context)
 
 
+def source_path(layer) -> str:
+    """The layer's source for the child: absolute when it is a file (the child runs elsewhere)."""
+    src = layer.source()
+    return os.path.abspath(src) if os.path.exists(src) else src
+
+
 def _references_html(refs: list[str]) -> str:
     return ", ".join(f"<a href='{_DOI}{html.escape(d)}'>doi:{html.escape(d)}</a>" for d in refs)
 
@@ -221,7 +228,7 @@ class _Base(QgsProcessingAlgorithm):
         return layer
 
     def _destination(self, parameters, name: str, context) -> str:
-        out = self.parameterAsOutputLayer(parameters, name, context)
+        out = os.path.abspath(self.parameterAsOutputLayer(parameters, name, context))
         if Path(out).suffix.lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"geofuse writes GeoTIFF files: name the output '{out}' with a .tif "
                                          "extension.")
@@ -283,7 +290,6 @@ class _Base(QgsProcessingAlgorithm):
         try:
             return runner.run_child(self._interpreter(), command, self.job, feedback, outputs=self.outputs)
         except runner.Cancelled as exc:
-            feedback.reportError(exc.message, False)
             raise QgsProcessingException(exc.message) from None
         except runner.ChildError as exc:
             if exc.traceback:
@@ -342,6 +348,8 @@ class FusionAlgorithm(_Base):
                     None, role_name(role), True, True))
         if self.method["scenario"] == "pansharpening":
             self._add_sensor_parameters()
+        elif self.method["scenario"] == "hyperspectral":
+            self._add_srf_parameters()
         self.addParameter(QgsProcessingParameterNumber("NODATA", self.tr("Output nodata value (default: the "
                                                                          "input's)"),
                                                        QgsProcessingParameterNumber.Double, None, True))
@@ -360,6 +368,34 @@ class FusionAlgorithm(_Base):
         for p in self.method.get("parameters") or []:
             self.addParameter(method_parameter(p))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Fused image")))
+
+    def _add_srf_parameters(self) -> None:
+        presets = ["estimate from the data"] + list(self.desc.get("srf_presets") or [])
+        self.addParameter(_static_enum("SRF", self.tr("Spectral response of the high-resolution image (preset)"),
+                                       presets, presets[0]))
+        self.addParameter(QgsProcessingParameterFile("SRF_FILE", self.tr("Spectral response table (CSV; overrides "
+                                                                         "the preset)"), extension="csv",
+                                                     optional=True))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            "WAVELENGTHS", self.tr("HS band centres in nm, comma separated (default: from the file)"),
+            optional=True)))
+
+    def _srf_job(self, parameters, context) -> dict[str, Any]:
+        job: dict[str, Any] = {}
+        path = self.parameterAsFile(parameters, "SRF_FILE", context)
+        preset = self.parameterAsEnumString(parameters, "SRF", context)
+        if path:
+            job["srf"] = path
+        elif preset and preset != "estimate from the data":
+            job["srf"] = preset
+        wl = self.parameterAsString(parameters, "WAVELENGTHS", context).strip()
+        if wl:
+            try:
+                job["wavelengths"] = [float(w) for w in re.split(r"[,;\s]+", wl) if w]
+            except ValueError:
+                raise QgsProcessingException(f"Wavelengths must be numbers in nm separated by commas; got '{wl}'.") \
+                    from None
+        return job
 
     def prepareAlgorithm(self, parameters, context, feedback) -> bool:
         roles = self.roles
@@ -386,7 +422,7 @@ class FusionAlgorithm(_Base):
             raise QgsProcessingException(f"The output {out} is one of the inputs; choose another file name.")
         dtype = self.parameterAsEnumString(parameters, "DATA_TYPE", context)
         job: dict[str, Any] = {
-            "method": self.method["name"], "inputs": {r: layers[r].source() for r in roles},
+            "method": self.method["name"], "inputs": {r: source_path(layers[r]) for r in roles},
             "bands": {k: v for k, v in bands.items() if v}, "out": out,
             "driver": "COG" if self.parameterAsBoolean(parameters, "COG", context) else "GTiff",
             "compress": self.parameterAsEnumString(parameters, "COMPRESSION", context) or "deflate",
@@ -401,6 +437,8 @@ class FusionAlgorithm(_Base):
             job["nodata"] = self.parameterAsDouble(parameters, "NODATA", context)
         if self.method["scenario"] == "pansharpening":
             job.update(self._sensor_job(parameters, context))
+        elif self.method["scenario"] == "hyperspectral":
+            job.update(self._srf_job(parameters, context))
         self.job, self.outputs = job, [out]
         return True
 
@@ -463,7 +501,7 @@ class SimulateAlgorithm(_Base):
         self._check_same_crs(ms, "MS layer", pan, "PAN layer")
         out_ms = self._destination(parameters, "OUTPUT_MS", context)
         out_pan = self._destination(parameters, "OUTPUT_PAN", context)
-        self.job = {"ms": ms.source(), "pan": pan.source(), "bands": bands or None, "out_ms": out_ms,
+        self.job = {"ms": source_path(ms), "pan": source_path(pan), "bands": bands or None, "out_ms": out_ms,
                     "out_pan": out_pan, "pan_filter": self.parameterAsEnumString(parameters, "PAN_FILTER", context),
                     "driver": "COG" if self.parameterAsBoolean(parameters, "COG", context) else "GTiff",
                     "overwrite": True, **self._sensor_job(parameters, context)}
@@ -546,14 +584,14 @@ class EvaluateAlgorithm(_Base):
     def prepareAlgorithm(self, parameters, context, feedback) -> bool:
         fused = self._layer(parameters, "FUSED", "The fused image", context)
         protocol = self.parameterAsEnumString(parameters, "PROTOCOL", context) or "reduced"
-        job: dict[str, Any] = {"fused": fused.source(), "protocol": protocol,
+        job: dict[str, Any] = {"fused": source_path(fused), "protocol": protocol,
                                "dim_cut": self.parameterAsInt(parameters, "DIM_CUT", context),
                                "compat": self.parameterAsEnumString(parameters, "COMPAT", context) or None}
         for key, label in (("REFERENCE", "The reference"), ("MS", "The MS layer"), ("PAN", "The PAN layer")):
             if _is_set(parameters.get(key)):
                 lyr = self._layer(parameters, key, label, context)
                 self._check_same_crs(fused, "fused image", lyr, label[4:])
-                job[key.lower()] = lyr.source()
+                job[key.lower()] = source_path(lyr)
         if protocol == "reduced":
             if "reference" not in job:
                 raise QgsProcessingException("The reduced-resolution protocol needs a reference: the original MS "
@@ -566,14 +604,15 @@ class EvaluateAlgorithm(_Base):
                     "Evaluate the fusion of the degraded pair against the original MS.")
         elif "ms" not in job or "pan" not in job:
             raise QgsProcessingException(f"The {protocol} protocol needs the MS and the PAN the image was fused from.")
-        metrics = self.parameterAsEnumStrings(parameters, "METRICS", context) if self._metrics() else []
+        metrics = [m for m in (self.parameterAsEnumStrings(parameters, "METRICS", context) if self._metrics() else [])
+                   if m]
         if metrics:
-            job["metrics"] = list(metrics)
+            job["metrics"] = metrics
         if _is_set(parameters.get("RATIO")):
             job["ratio"] = self.parameterAsInt(parameters, "RATIO", context)
-        html_out = self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context)
+        html_out = os.path.abspath(self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context))
         job["html"] = html_out
-        csv_out = self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context) if _is_set(
+        csv_out = os.path.abspath(self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context)) if _is_set(
             parameters.get("OUTPUT_CSV")) else ""
         if csv_out:
             job["csv"] = csv_out

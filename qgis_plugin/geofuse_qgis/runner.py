@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -103,6 +104,18 @@ def child_env() -> dict[str, str]:
     return env
 
 
+_NEUTRAL_CWD: str | None = None
+
+
+def neutral_cwd() -> str:
+    """An empty directory to run the child in: ``python -c``/``-m`` put the working directory first on
+    ``sys.path``, and a ``geofuse`` folder there must not shadow the configured environment's."""
+    global _NEUTRAL_CWD
+    if _NEUTRAL_CWD is None or not os.path.isdir(_NEUTRAL_CWD):
+        _NEUTRAL_CWD = tempfile.mkdtemp(prefix="geofuse-qgis-")
+    return _NEUTRAL_CWD
+
+
 def _setup_hint() -> str:
     return (f"Set 'Python interpreter with geofuse' in {SETTINGS_PATH} (or the {ENV_VAR} environment variable) "
             "to the python of an environment where geofuse is installed, e.g. /path/to/venv/bin/python "
@@ -113,7 +126,7 @@ def probe(python: str, timeout: float = 60.0) -> dict[str, Any]:
     """Where geofuse lives in ``python`` (without importing it); raises :class:`InterpreterError`."""
     try:
         cp = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=timeout,
-                            env=child_env(), stdin=subprocess.DEVNULL)
+                            env=child_env(), stdin=subprocess.DEVNULL, cwd=neutral_cwd())
     except FileNotFoundError:
         raise InterpreterError(f"The Python interpreter {python!r} does not exist. " + _setup_hint() + ".") from None
     except PermissionError:
@@ -316,7 +329,7 @@ def run_child(python: str, command: str, job: dict[str, Any] | None, feedback: A
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 text=True, encoding="utf-8", errors="replace", env=child_env(), bufsize=1,
-                                **kwargs)
+                                cwd=neutral_cwd(), **kwargs)
     except FileNotFoundError:
         raise InterpreterError(f"The Python interpreter {python!r} does not exist. " + _setup_hint() + ".") from None
     except OSError as exc:
