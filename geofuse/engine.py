@@ -279,7 +279,7 @@ class Prepared:
     #: (K, B) spectral response matrix given by the user (hyperspectral methods), else None
     srf_given: np.ndarray | None = None
     #: regularisation weight of the SRF estimate (see :func:`estimate_srf`)
-    srf_smooth: float = 1e-3
+    srf_smooth: float = 1e-4
 
     @cached_property
     def msi_lr(self) -> da.Array:
@@ -371,7 +371,7 @@ def _srf_solve(raw: np.ndarray, B: int, smooth: float) -> np.ndarray:
     return out
 
 
-def estimate_srf(ctx: "Prepared", smooth: float = 1e-3) -> da.Array:
+def estimate_srf(ctx: "Prepared", smooth: float = 1e-4) -> da.Array:
     r"""Estimate the (K, B) spectral response matrix ``R`` with ``MSI ~ R HS`` from the data, lazily.
 
     The MSI is degraded onto the HS grid (:attr:`Prepared.msi_lr`: Gaussian PSF, FWHM = ratio, at the
@@ -460,7 +460,7 @@ def _fill(arr: da.Array, valid: da.Array | None, value: da.Array | None) -> da.A
 def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, compat: str = "default",
             interpolation: str = "interp23tap", sensor=None, device: str = "auto", chunks=None,
             work: str = "float32", hr_bands: int | None = 1, srf: Any = None,
-            srf_smooth: float = 1e-3) -> Prepared:
+            srf_smooth: float = 1e-4) -> Prepared:
     """Window, rechunk, mask and fill the inputs for a method whose own halo is ``halo_hr`` HR pixels.
 
     ``hr_bands``: the band count the high-resolution input must have (1 = a PAN); ``None`` accepts any

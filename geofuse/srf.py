@@ -156,7 +156,7 @@ def _read_table(path: Path, sep: str | None) -> SRFTable:
     if np.nanmax(wl) < 30:  # micrometres
         wl = wl * 1000.0
     order = np.argsort(wl)
-    resp = np.nan_to_num(vals[order, 1:].T)
+    resp = np.clip(np.nan_to_num(vals[order, 1:].T), 0.0, None)  # measured tables carry tiny negatives
     return SRFTable(wl[order], resp, tuple(str(c).strip() for c in df.columns[1:]), path.stem)
 
 
