@@ -205,3 +205,21 @@ def test_inputs_dask_xarray_and_band_pairing():
         G.sf(f, a, b, compat="matlab")
     with pytest.raises(ParameterError):
         G.evaluate_fusion(f, a, b, metrics=["Q2n"])
+
+
+def test_fmi_properties():
+    """FMI: a positive affine change of a source leaves every window's normalised PDF unchanged, and with
+    identical marginals the Frechet upper bound has correlation 1, so the joint PDF is the diagonal
+    (phi = c = 1), MI = H and every window's NMI is 1 (by hand from Haghighat & Razian's construction).
+    No independent FMI values exist in ../shared: properties only."""
+    rng = np.random.default_rng(9)
+    f = rng.integers(0, 200, (24, 30)).astype(np.float64)
+    assert G.fmi(f, 2 * f + 1, 0.5 * f + 3) == pytest.approx(1.0, abs=1e-9)
+    a, b = rng.integers(0, 256, (2, 24, 30)).astype(np.float64)
+    mix = (a + b) / 2
+    assert G.fmi(mix, a, b) == pytest.approx(G.fmi(mix, b, a))
+    assert G.fmi(mix + rng.normal(0, 40, mix.shape), a, b) < G.fmi(mix, a, b)
+    for feature in ("gradient", "dct"):
+        assert 0.0 < G.fmi(mix, a, b, feature=feature) < 1.0
+    with pytest.raises(ParameterError):
+        G.fmi(mix, a, b, feature="wavelet")
