@@ -18,6 +18,11 @@ Subcommands are registered in :data:`SUBCOMMANDS` (name -> (add_arguments, run))
     ``python -m simulation real --name IKONOS --out DIR`` exports a real ``.mat`` pair
     (:mod:`simulation.realdata`) as ``DIR/pan.tif`` and ``DIR/ms.tif`` with its synthetic pixel-space
     georeferencing, plus ``DIR/meta.json``, and prints the paths.
+
+``metric-selection``
+    ``python -m simulation metric-selection [--out FILE]`` runs :func:`geofuse.metrics.select.select_metrics`
+    on VIFB's MATLAB metric table for the pair "fight" (``../shared``) and writes
+    ``simulation/results/metric_selection_fight.md`` (:mod:`simulation.metric_selection`).
 """
 
 from __future__ import annotations
@@ -145,6 +150,28 @@ def _real_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cube", default="jasper", help="jasper | samson | urban | all (SPEC section 9 protocol)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--real", action="store_true", help="also the Hyperion + ALI checks (hyperspectral_real.md)")
+    p.add_argument("--no-q2n", action="store_true", help="skip Q2n (slow with many bands)")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
+                   help="folder of the hyperspectral_<cube>.md/.csv tables (default simulation/results)")
+
+
+@_errors_to_exit
+def _hs_run(args: argparse.Namespace) -> int:
+    from .hyperspectral import CUBES, write_real, write_results
+
+    cubes = list(CUBES) if args.cube == "all" else [args.cube]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for c in cubes:
+        print(write_results(c, args.out, seed=args.seed, q2n=not args.no_q2n))
+    if args.real:
+        print(write_real(args.out))
+    return 0
+
+
 #: name -> (add_arguments(parser), run(args) -> exit status)
 def _faith_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "faithfulness.md"),
@@ -181,6 +208,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "wald": (_wald_args, _wald_run),
     "real": (_real_args, _real_run),
     "faithfulness": (_faith_args, _faith_run),
+    "hs": (_hs_args, _hs_run),
     "metric-selection": (_msel_args, _msel_run),
 }
 
@@ -190,6 +218,7 @@ _HELP = {
     "scene": "render a synthetic PAN + MS scene with its HR truth to GeoTIFFs",
     "wald": "build a Wald-protocol reduced-resolution dataset (ms_lr, pan_lr, reference, dataset.json)",
     "real": "export a real PAN + MS .mat pair as GeoTIFFs (synthetic pixel-space georeferencing)",
+    "hs": "hyperspectral-multispectral protocol (Jasper Ridge, Samson, Urban; Hyperion + ALI): metrics table",
 }
 
 
