@@ -342,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the table as JSON records to this path")
     common(p, progress=False)
     p.set_defaults(func=cmd_evaluate)
+
+    from .metrics.select import add_cli as _select_metrics_cli
+
+    _select_metrics_cli(sub)
     return ap
 
 
