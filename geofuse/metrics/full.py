@@ -213,26 +213,47 @@ def _q2n_from_moments(mu: np.ndarray, cov: np.ndarray, c: int) -> np.ndarray:
 
 
 def _tile_stats(f, m, p, pf, fm, *, block: int, bands: int, want_lambda: bool, want_s: bool, want_k: bool,
-                cast: bool) -> np.ndarray:
-    """Block statistics of one tile: rows = [Q(F_i,F_j), Q(M_i,M_j) (pairs i<j)], [Q(F_b,P), Q(M_b,Pf)], [Q2n]."""
+                cast: bool, stat_dtype: Any = np.float64) -> np.ndarray:
+    """Block statistics of one tile: rows = [Q(F_i,F_j), Q(M_i,M_j) (pairs i<j)], [Q(F_b,P), Q(M_b,Pf)], [Q2n].
+
+    One Gram matrix per block over the channels needed (F, M, P, Pf, MTF(F)), in ``stat_dtype``.
+    """
+    b = np.arange(bands)
+    chans: list[np.ndarray] = []
+    at: dict[str, int] = {}
+
+    def add(name: str, arr) -> None:
+        at[name] = sum(c.shape[0] for c in chans)
+        chans.append(np.asarray(arr))
+
+    if want_lambda or want_s:
+        add("f", f)
+        add("m", m)
+    if want_s:
+        add("p", p)
+        add("pf", pf)
+    if want_k:
+        if cast:                       # the toolbox's q2n casts its two inputs to uint16 (the Q indexes do not)
+            add("mk", _to_uint16_values(np.asarray(m)))
+            add("fm", _to_uint16_values(np.asarray(fm)))
+        else:
+            if "m" not in at:
+                add("m", m)
+            at["mk"] = at["m"]
+            add("fm", fm)
+    mu, cov = _block_moments(chans, block, stat_dtype)
+    mu, cov = mu.astype(np.float64, copy=False), cov.astype(np.float64, copy=False)
     out = []
     pi, pj = np.triu_indices(bands, 1)
-    if want_lambda or want_s:
-        chans = [f, p] if want_s else [f]
-        mu, cov = _block_moments([np.asarray(a, dtype=np.float64) for a in chans], block)
-        mu2, cov2 = _block_moments([np.asarray(a, dtype=np.float64) for a in ([m, pf] if want_s else [m])], block)
-        if want_lambda:
-            out += [_uiqi_from_moments(mu, cov, pi, pj), _uiqi_from_moments(mu2, cov2, pi, pj)]
-        if want_s:
-            b = np.arange(bands)
-            pan_idx = np.full(bands, bands)
-            out += [_uiqi_from_moments(mu, cov, b, pan_idx), _uiqi_from_moments(mu2, cov2, b, pan_idx)]
+    if want_lambda:
+        out += [_uiqi_from_moments(mu, cov, at["f"] + pi, at["f"] + pj),
+                _uiqi_from_moments(mu, cov, at["m"] + pi, at["m"] + pj)]
+    if want_s:
+        out += [_uiqi_from_moments(mu, cov, at["f"] + b, np.full(bands, at["p"])),
+                _uiqi_from_moments(mu, cov, at["m"] + b, np.full(bands, at["pf"]))]
     if want_k:
-        ref, fus = np.asarray(m, dtype=np.float64), np.asarray(fm, dtype=np.float64)
-        if cast:
-            ref, fus = _to_uint16_values(ref), _to_uint16_values(fus)
-        mu, cov = _block_moments([ref, fus], block)
-        out.append(_q2n_from_moments(mu, cov, bands)[..., None])
+        sel = np.concatenate([at["mk"] + b, at["fm"] + b])
+        out.append(_q2n_from_moments(mu[..., sel], cov[..., sel[:, None], sel[None, :]], bands)[..., None])
     stats = np.concatenate(out, axis=-1)             # (nby, nbx, nstat)
     return np.ascontiguousarray(stats.transpose(2, 0, 1))
 

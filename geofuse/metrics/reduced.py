@@ -312,22 +312,23 @@ def _to_uint16_values(x: Any) -> Any:
     return np.clip(r, 0.0, 65535.0)
 
 
-def _block_moments(arrays: Sequence[np.ndarray], block: int) -> tuple[np.ndarray, np.ndarray]:
+def _block_moments(arrays: Sequence[np.ndarray], block: int, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Means and (N-1) covariance matrix of the channels of ``arrays`` stacked, per ``block x block`` block.
 
     ``arrays`` are (C_k, h, w) with h, w multiples of ``block``. Returns ``mu`` (nby, nbx, K) and ``cov``
     (nby, nbx, K, K), K = sum of C_k, in the order of the arrays. Two passes (block means, then the Gram
-    matrix of the centred values as one batched matmul), float64.
+    matrix of the centred values as one batched matmul) in ``dtype`` (float64 unless asked otherwise).
     """
     h, w = arrays[0].shape[-2:]
     nby, nbx, npx = h // block, w // block, block * block
     k = sum(a.shape[0] for a in arrays)
-    z = np.empty((nby, nbx, k, npx))
+    z = np.empty((nby, nbx, k, npx), dtype=dtype)
+    z5 = z.reshape(nby, nbx, k, block, block)
     at = 0
     for a in arrays:
         c = a.shape[0]
-        z[:, :, at:at + c] = np.asarray(a).reshape(c, nby, block, nbx, block).transpose(1, 3, 0, 2, 4) \
-            .reshape(nby, nbx, c, npx)
+        # one strided copy (with the dtype conversion) straight into the block-major layout
+        z5[:, :, at:at + c] = np.asarray(a).reshape(c, nby, block, nbx, block).transpose(1, 3, 0, 2, 4)
         at += c
     mu = z.mean(axis=-1)
     z -= mu[..., None]
