@@ -482,4 +482,4 @@ for _name, _title, _hib, _ideal, _func, _per in (
     ("HQNR", "Hybrid QNR: (1 - D_lambda_K)(1 - D_s)", True, 1.0, hqnr, False),
 ):
     register(Metric(_name, _title, higher_is_better=_hib, ideal=_ideal, needs_reference=False, per_band=_per,
-                    func=_func))
+                    func=_func, inputs=("fused", "ms", "pan")))
