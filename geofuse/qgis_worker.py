@@ -101,17 +101,15 @@ def _method_dict(spec) -> dict[str, Any]:
                            for p in spec.parameters]}
 
 
-def _protocols() -> list[str]:
-    """Evaluation protocols :func:`geofuse.evaluate` accepts (``full`` once the metric suite has it)."""
+def _protocols() -> dict[str, list[str]]:
+    """Evaluation protocols :func:`geofuse.evaluate` accepts, with their metric names."""
     from . import metrics
 
-    known = getattr(metrics, "PROTOCOLS", None)
-    if known:
-        return [str(p) for p in known]
-    out = ["reduced"]
-    if any(not getattr(m, "needs_reference", True) for m in metrics.METRICS.values()):
-        out.append("full")
-    return out
+    try:
+        from .metrics.evaluate import PROTOCOLS
+    except ImportError:  # an older geofuse: the reduced protocol over every reference metric
+        return {"reduced": [m.name for m in metrics.METRICS.values() if m.needs_reference]}
+    return {str(p): [str(n) for n in names] for p, names in PROTOCOLS.items()}
 
 
 def describe() -> dict[str, Any]:
@@ -128,7 +126,8 @@ def describe() -> dict[str, Any]:
         "metrics": [{"name": m.name, "title": m.title, "needs_reference": bool(m.needs_reference),
                      "higher_is_better": bool(m.higher_is_better), "ideal": m.ideal}
                     for m in metrics.METRICS.values()],
-        "protocols": _protocols(),
+        "protocols": list(_protocols()),
+        "protocol_metrics": _protocols(),
         "srf_presets": _srf_presets(),
     }
 
@@ -275,7 +274,8 @@ def run_evaluate(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
     """Quality table of a fused image; writes an HTML report (``html``) and/or CSV (``csv``).
 
     ``job`` keys: ``fused``; ``reference`` (reduced-resolution protocol); ``ms`` / ``pan`` (inputs of the
-    fusion); ``protocol``; ``metrics`` (names); ``ratio``; ``dim_cut``; ``compat``; ``html``; ``csv``.
+    fusion); ``protocol``; ``metrics`` (names); ``ratio``; ``dim_cut``; ``compat``; ``sensor`` /
+    ``mtf_gains`` / ``pan_gain``; ``html``; ``csv``.
     """
     from .api import evaluate
     from .io import open_raster
@@ -283,7 +283,8 @@ def run_evaluate(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
     fused = open_raster(job["fused"])
     opened = {k: open_raster(job[k]) for k in ("reference", "ms", "pan") if job.get(k)}
     kw = {"protocol": job.get("protocol") or "reduced", "metrics": job.get("metrics") or None,
-          "ratio": job.get("ratio"), "dim_cut": job.get("dim_cut"), "compat": job.get("compat")}
+          "ratio": job.get("ratio"), "dim_cut": job.get("dim_cut"), "compat": job.get("compat"),
+          "sensor": _sensor(job)}
     kw = {k: v for k, v in kw.items() if v is not None}
     if kw.get("protocol") == "reduced":
         kw.pop("protocol")  # every version of geofuse.evaluate takes the reduced protocol by default

@@ -63,6 +63,7 @@ WHEN_TO_CHOOSE = {
     "VO": "Variational optimization: best quality for slow, careful runs.",
     "ML": "Machine learning: learned from data; check that the training sensor matches yours.",
 }
+_RECORDED = "as recorded by the fusion"
 _NEEDS_REF = {True: "needs a reference", False: "no reference needed"}
 DTYPES = ["same as input", "uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
 COMPRESSIONS = ["deflate", "lzw", "zstd", "none"]
@@ -122,7 +123,7 @@ def method_parameter(p: dict[str, Any]) -> QgsProcessingParameterDefinition:
     """A Processing parameter for one typed registry parameter (float/int -> number with range,
     choices -> enum, bool -> checkbox, str -> text); always in the "advanced" section."""
     name, label, typ, default = param_name(p["name"]), p.get("doc") or p["name"], p["type"], p.get("default")
-    label = f"{label} [{p['name']}]"
+    label = f"{label[:1].upper()}{label[1:]} [{p['name']}]"
     if p.get("choices"):
         options = [str(c) for c in p["choices"]]
         q = _static_enum(name, label, options, str(default) if default is not None else options[0])
@@ -171,8 +172,8 @@ def _references_html(refs: list[str]) -> str:
 def method_help(method: dict[str, Any]) -> str:
     """shortHelpString: the equation in words (the registry summary), when to choose it, parameters,
     inputs and references."""
-    parts = [f"<p><b>{html.escape(method['title'])}</b> ({html.escape(method['family'])}, "
-             f"{html.escape(method['scenario'])})</p>", f"<p>{html.escape(method['summary'])}</p>"]
+    parts = [f"<p><i>{html.escape(FAMILY_LABELS.get(method['family'], method['family']))}, "
+             f"{html.escape(method['scenario'])}</i></p>", f"<p>{html.escape(method['summary'])}</p>"]
     when = WHEN_TO_CHOOSE.get(method["family"])
     if when:
         parts.append(f"<p><i>When to choose it:</i> {html.escape(when)}</p>")
@@ -261,7 +262,7 @@ class _Base(QgsProcessingAlgorithm):
 
     def _sensor_job(self, parameters, context) -> dict[str, Any]:
         sensor = self.parameterAsEnumString(parameters, "SENSOR", context)
-        job: dict[str, Any] = {"sensor": None if sensor in ("", "generic") else sensor}
+        job: dict[str, Any] = {"sensor": None if sensor in ("", "generic", _RECORDED) else sensor}
         gains = self.parameterAsString(parameters, "MTF_GAINS", context).strip()
         if gains:
             try:
@@ -273,12 +274,12 @@ class _Base(QgsProcessingAlgorithm):
                 job["pan_gain"] = self.parameterAsDouble(parameters, "PAN_GAIN", context)
         return job
 
-    def _add_sensor_parameters(self, advanced_pan_gain: bool = True) -> None:
-        sensors = ["generic"] + [s for s in self.desc.get("sensors", []) if s != "none"]
-        self.addParameter(_static_enum("SENSOR", self.tr("Sensor (MTF preset)"), sensors, "generic"))
-        p = QgsProcessingParameterString("MTF_GAINS", self.tr("MTF gains at Nyquist, one per MS band "
-                                                              "(overrides the sensor), e.g. 0.34,0.32,0.30,0.22"),
-                                         optional=True)
+    def _add_sensor_parameters(self, advanced_pan_gain: bool = True, first: str = "generic") -> None:
+        sensors = [first] + [s for s in self.desc.get("sensors", []) if s != "none"]
+        self.addParameter(_static_enum("SENSOR", self.tr("Sensor (MTF preset)"), sensors, first))
+        p = QgsProcessingParameterString("MTF_GAINS", self.tr("MTF gains at Nyquist per MS band (overrides the "
+                                                              "sensor)"), optional=True)
+        p.setHelp("Comma-separated MTF gains at the Nyquist frequency, one per MS band, e.g. 0.34,0.32,0.30,0.22")
         self.addParameter(p)
         q = QgsProcessingParameterNumber("PAN_GAIN", self.tr("PAN MTF gain at Nyquist (with MTF gains)"),
                                          QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0)
@@ -534,7 +535,14 @@ class EvaluateAlgorithm(_Base):
         return "quality"
 
     def _metrics(self) -> list[dict[str, Any]]:
-        return list(self.desc.get("metrics") or [])
+        """The metrics of the evaluation protocols (the registry also holds other scenarios' metrics)."""
+        ms = list(self.desc.get("metrics") or [])
+        per = self.desc.get("protocol_metrics") or {}
+        if not per:
+            return ms
+        wanted = [n for names in per.values() for n in names]
+        by_name = {m["name"]: m for m in ms}
+        return [by_name.get(n, {"name": n, "title": n}) for n in dict.fromkeys(wanted)]
 
     def _protocols(self) -> list[str]:
         return list(self.desc.get("protocols") or ["reduced"])
@@ -570,8 +578,11 @@ class EvaluateAlgorithm(_Base):
         self.addParameter(_advanced(QgsProcessingParameterNumber("RATIO", self.tr("Resolution ratio (default: from "
                                                                                   "the grids)"),
                                                                  QgsProcessingParameterNumber.Integer, None, True, 1)))
-        self.addParameter(_advanced(QgsProcessingParameterNumber("DIM_CUT", self.tr("Border cut in pixels"),
-                                                                 QgsProcessingParameterNumber.Integer, 0, False, 0)))
+        self.addParameter(_advanced(QgsProcessingParameterNumber("DIM_CUT", self.tr("Border cut in pixels (default: "
+                                                                                    "none; 21 with 'toolbox')"),
+                                                                 QgsProcessingParameterNumber.Integer, None, True, 0)))
+        if "full" in protocols:
+            self._add_sensor_parameters(first=_RECORDED)
         compat = self.desc.get("compat") or ["default", "toolbox"]
         self.addParameter(_advanced(_static_enum("COMPAT", self.tr("Conventions"), compat, compat[0])))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_HTML", self.tr("Quality report"),
@@ -585,8 +596,11 @@ class EvaluateAlgorithm(_Base):
         fused = self._layer(parameters, "FUSED", "The fused image", context)
         protocol = self.parameterAsEnumString(parameters, "PROTOCOL", context) or "reduced"
         job: dict[str, Any] = {"fused": source_path(fused), "protocol": protocol,
-                               "dim_cut": self.parameterAsInt(parameters, "DIM_CUT", context),
                                "compat": self.parameterAsEnumString(parameters, "COMPAT", context) or None}
+        if _is_set(parameters.get("DIM_CUT")):
+            job["dim_cut"] = self.parameterAsInt(parameters, "DIM_CUT", context)
+        if "full" in self._protocols():
+            job.update(self._sensor_job(parameters, context))
         for key, label in (("REFERENCE", "The reference"), ("MS", "The MS layer"), ("PAN", "The PAN layer")):
             if _is_set(parameters.get(key)):
                 lyr = self._layer(parameters, key, label, context)
