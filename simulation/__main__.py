@@ -14,6 +14,11 @@ Subcommands are registered in :data:`SUBCOMMANDS` (name -> (add_arguments, run))
     synthetic scene, a real ``.mat`` pair (by name, from ``../shared/data/pansharpening``) or a pair of
     GeoTIFFs, and prints the paths.
 
+``tables``
+    ``python -m simulation tables --pair IKONOS [--pair WV2 ...] [--protocols rr,fr]`` writes the
+    reduced-resolution (Q2n, Q, SAM, ERGAS, SCC) and full-resolution (D_lambda, D_s, QNR, HQNR) tables of
+    every pansharpening method with times (:mod:`simulation.benchmarks.tables`) as CSV + Markdown.
+
 ``real``
     ``python -m simulation real --name IKONOS --out DIR`` exports a real ``.mat`` pair
     (:mod:`simulation.realdata`) as ``DIR/pan.tif`` and ``DIR/ms.tif`` with its synthetic pixel-space
@@ -203,6 +208,19 @@ def _msel_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tables_args(p: argparse.ArgumentParser) -> None:
+    from .benchmarks.tables import add_arguments
+
+    add_arguments(p)
+
+
+@_errors_to_exit
+def _tables_run(args: argparse.Namespace) -> int:
+    from .benchmarks.tables import run
+
+    return run(args)
+
+
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "scene": (_scene_args, _scene_run),
     "wald": (_wald_args, _wald_run),
@@ -210,6 +228,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "faithfulness": (_faith_args, _faith_run),
     "hs": (_hs_args, _hs_run),
     "metric-selection": (_msel_args, _msel_run),
+    "tables": (_tables_args, _tables_run),
 }
 
 _HELP = {
@@ -219,6 +238,8 @@ _HELP = {
     "wald": "build a Wald-protocol reduced-resolution dataset (ms_lr, pan_lr, reference, dataset.json)",
     "real": "export a real PAN + MS .mat pair as GeoTIFFs (synthetic pixel-space georeferencing)",
     "hs": "hyperspectral-multispectral protocol (Jasper Ridge, Samson, Urban; Hyperion + ALI): metrics table",
+    "tables": "reduced- and full-resolution benchmark tables of every pansharpening method on a real pair "
+              "(CSV + Markdown in simulation/results/tables)",
 }
 
 

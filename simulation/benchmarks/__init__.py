@@ -1,0 +1,1 @@
+"""Benchmark harnesses and table runners (see README.md)."""
