@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from .cs import band_mix
+
 __all__ = ["bdsd", "bdsd_blocks", "bdsd_gains", "bdsd_pc_gains", "block_edges"]
 
 
@@ -52,7 +54,7 @@ def bdsd(ms: torch.Tensor, pan: torch.Tensor, gamma: torch.Tensor) -> torch.Tens
     """
     g = gamma.to(ms.dtype)
     C = ms.shape[0]
-    return ms + torch.einsum("cb,chw->bhw", g[:C], ms) + g[C][:, None, None] * pan
+    return ms + band_mix(g[:C], ms) + g[C][:, None, None] * pan
 
 
 def bdsd_blocks(ms: torch.Tensor, pan: torch.Tensor, gamma: torch.Tensor, row_block: torch.Tensor,

@@ -8,6 +8,36 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["band_mean", "band_mix", "band_sum", "gsa"]
+
+
+def band_sum(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The (weighted) sum over bands, :math:`\sum_b w_b x_b`, as a (1, H, W) tensor.
+
+    Accumulated band by band (elementwise adds in a fixed order), so every pixel's value is the same
+    whatever the tile's shape: ``torch.sum``/``mean`` over the band axis and ``einsum`` (BLAS) pick
+    their summation order from the tensor's size and layout, which made the last pixels of a tile
+    differ by one ulp between chunked and whole-image runs for 8-band images.
+    """
+    acc = x[0:1] * weights[0] if weights is not None else x[0:1].clone()
+    for b in range(1, x.shape[0]):
+        acc = acc + (x[b:b + 1] * weights[b] if weights is not None else x[b:b + 1])
+    return acc
+
+
+def band_mean(x: torch.Tensor) -> torch.Tensor:
+    """The band mean as a (1, H, W) tensor, with the fixed summation order of :func:`band_sum`."""
+    return band_sum(x) / x.shape[0]
+
+
+def band_mix(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    r"""``out_b = sum_c matrix[c, b] x_c`` for a (C, B) matrix: (B, H, W), summed in a fixed band order
+    (shape-independent, see :func:`band_sum`)."""
+    acc = matrix[0][:, None, None] * x[0:1]
+    for c in range(1, x.shape[0]):
+        acc = acc + matrix[c][:, None, None] * x[c:c + 1]
+    return acc
+
 
 def gsa(ms: torch.Tensor, pan: torch.Tensor, alpha: torch.Tensor, gains: torch.Tensor, ms_mean: torch.Tensor,
         pan_mean: torch.Tensor) -> torch.Tensor:
@@ -41,6 +71,6 @@ def gsa(ms: torch.Tensor, pan: torch.Tensor, alpha: torch.Tensor, gains: torch.T
     multivariate regression of MS+Pan data", IEEE TGRS 45(10), 2007, doi:10.1109/TGRS.2007.901007.
     """
     centred = ms - ms_mean[:, None, None]
-    intensity = torch.einsum("c,chw->hw", alpha, centred)[None]
+    intensity = band_sum(centred, alpha)
     detail = pan - pan_mean.reshape(1, 1, 1) - intensity
     return ms + gains[:, None, None] * detail

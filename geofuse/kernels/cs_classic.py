@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .cs import band_mean, band_sum
 from .filters import correlate_separable, lp_filter_gauss_kernel
 from .mra import EPS, hpm
 
@@ -65,7 +66,7 @@ def ihs(ms: torch.Tensor, pan: torch.Tensor, scale: torch.Tensor, offset: torch.
     Information Fusion 2(3), 2001, doi:10.1016/S1566-2535(01)00036-7; Vivone et al. 2015,
     doi:10.1109/TGRS.2014.2361734.
     """
-    intensity = ms.mean(dim=0, keepdim=True)
+    intensity = band_mean(ms)
     return ms + (_equalised(pan, scale, offset) - intensity)
 
 
@@ -103,7 +104,7 @@ def brovey(ms: torch.Tensor, pan: torch.Tensor, scale: torch.Tensor, offset: tor
     Channel ratio and 'chromaticity' transformation techniques", Remote Sens. Environ. 22(3), 1987,
     doi:10.1016/0034-4257(87)90088-5; Vivone et al. 2015, doi:10.1109/TGRS.2014.2361734.
     """
-    intensity = ms.mean(dim=0, keepdim=True)
+    intensity = band_mean(ms)
     return hpm(ms, _equalised(pan, scale, offset), intensity, eps=eps, floor=floor, max_gain=max_gain)
 
 
@@ -140,7 +141,7 @@ def pca(ms: torch.Tensor, pan: torch.Tensor, pc1: torch.Tensor, ms_mean: torch.T
     data using selective principal component analysis", PE&RS 55(3), 1989; Vivone et al. 2015,
     doi:10.1109/TGRS.2014.2361734.
     """
-    component = torch.einsum("c,chw->hw", pc1, ms - _vec(ms_mean))[None]
+    component = band_sum(ms - _vec(ms_mean), pc1)
     return ms + _vec(pc1) * (_equalised(pan, scale, offset) - component)
 
 
@@ -175,7 +176,7 @@ def gs(ms: torch.Tensor, pan: torch.Tensor, gains: torch.Tensor, ms_mean: torch.
     using pan-sharpening", US Patent 6,011,875, 2000; B. Aiazzi, S. Baronti, M. Selva, IEEE TGRS 45(10),
     2007, doi:10.1109/TGRS.2007.901007.
     """
-    i0 = (ms - _vec(ms_mean)).mean(dim=0, keepdim=True)
+    i0 = band_mean(ms - _vec(ms_mean))
     return ms + _vec(gains) * (_equalised(pan, scale, offset) - i0)
 
 
@@ -215,7 +216,7 @@ def bt_h(ms: torch.Tensor, pan: torch.Tensor, alpha: torch.Tensor, haze: torch.T
     doi:10.1109/MGRS.2020.3019315.
     """
     dehazed = ms - _vec(haze)
-    intensity = torch.einsum("c,chw->hw", alpha, dehazed)[None]
+    intensity = band_sum(dehazed, alpha)
     out = hpm(dehazed.clamp_min(0.0), _equalised(pan, scale, offset), intensity, eps=eps, floor=floor,
               max_gain=max_gain)
     return out + _vec(haze)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .cs import band_mean
 from .mra import EPS
 
 __all__ = ["glp", "glp_fs", "glp_hpm_r", "awlp"]
@@ -145,5 +146,5 @@ def awlp(ms: torch.Tensor, details: torch.Tensor, eps: float = EPS) -> torch.Ten
     image fusion methods. Application to wavelet-based methods", IEEE TGRS 43(10), 2376-2385, 2005,
     doi:10.1109/TGRS.2005.856106.
     """
-    intensity = ms.mean(dim=0, keepdim=True)
+    intensity = band_mean(ms)
     return ms + details * (ms / (intensity + eps))

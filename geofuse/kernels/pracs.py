@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .cs import band_mix
 from .filters import imresize_down
 from .resample import upsample
 
@@ -119,7 +120,7 @@ def pracs(ms: torch.Tensor, pan: torch.Tensor, *, ms_mean, scale, pan_mean, cc, 
 
     hm = histogram_match(ms, ms_mean, scale, pan_mean)
     i_h = col(cc) * pan + col(1 - cc) * hm
-    i_lp = col(lint) + torch.einsum("bj,jhw->bhw", lcoef, hm)
+    i_lp = col(lint) + band_mix(lcoef.T, hm)
     delta = i_h - i_lp - col(dmean)
     tiny = torch.finfo(i_lp.dtype).tiny
     safe = torch.where(i_lp.abs() < tiny, torch.where(i_lp < 0, -tiny, tiny), i_lp)
