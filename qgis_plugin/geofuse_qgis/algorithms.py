@@ -446,8 +446,9 @@ class FusionAlgorithm(_Base):
     def processAlgorithm(self, parameters, context, feedback):
         res = self._run("fuse", feedback)
         out = res.get("outputs", {}).get("OUTPUT", self.job["out"])
+        sensor = f", sensor {res['sensor']}" if res.get("sensor") else ""
         feedback.pushInfo(f"geofuse {res.get('method')}: {res.get('shape')} {res.get('dtype')}, ratio "
-                          f"{res.get('ratio')}, sensor {res.get('sensor')}, {res.get('seconds')} s")
+                          f"{res.get('ratio')}{sensor}, {res.get('seconds')} s")
         return {"OUTPUT": out}
 
 
