@@ -206,12 +206,12 @@ def resolve_srf(srf: Any, hs_wavelengths: Sequence[float] | None, n_msi: int | N
     if srf is None:
         return None
     if isinstance(srf, (str, os.PathLike, SRFTable)):
-        table = srf if isinstance(srf, SRFTable) else load_srf(srf)
         if hs_wavelengths is None:
             raise ParameterError("A named or tabulated SRF needs the HS band wavelengths",
                                  expected="a 'wavelength' coordinate on the HS band dimension, or wavelengths=",
                                  got="neither", fix="hs = hs.assign_coords(wavelength=('band', wl_nm)) or pass "
                                                     "srf as a (MSI bands x HS bands) array")
+        table = srf if isinstance(srf, SRFTable) else load_srf(srf)
         R = srf_matrix(table, hs_wavelengths, fwhm=fwhm)
         if n_msi is not None and R.shape[0] != n_msi:
             raise BandCountError(f"The SRF {table.name!r} has {R.shape[0]} bands but the MSI has {n_msi}",
