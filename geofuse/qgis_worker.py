@@ -301,7 +301,7 @@ def run_evaluate(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
         Path(job["html"]).write_text(_html_report(table, "geofuse quality report", lines), encoding="utf-8")
         outputs["OUTPUT_HTML"] = job["html"]
     emit("info", message=table.to_string(index=False))
-    records = json.loads(table.to_json(orient="records"))
+    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in table.to_dict("records")]
     return {"outputs": outputs, "table": records}
 
 
