@@ -271,3 +271,16 @@ def test_prepare_band_rules():
         engine.prepare(hs, msi, grid, halo_hr=0, hr_bands=None, srf=np.ones((3, 5)), sensor=sens)
     p = engine.prepare(hs, msi, grid, halo_hr=0, hr_bands=None, sensor=sens)
     assert p.pan.shape[0] == 2 and p.msi_lr.shape == (2, 12, 10)
+
+
+def test_fast_cayley_dickson_table_equals_the_recursive_products():
+    """simulation.hyperspectral.cd_structure (sign table) vs geofuse's recursive Cayley-Dickson products."""
+    from geofuse.metrics import reduced
+    from simulation.hyperspectral import cd_structure, q2n_fast
+
+    for n in (1, 2, 4, 8, 16, 32):
+        np.testing.assert_array_equal(cd_structure(n), reduced._structure(n))
+    rng = np.random.default_rng(3)
+    g = 1000 + 300 * rng.random((12, 64, 64))
+    f = g + 40 * rng.standard_normal(g.shape)
+    assert q2n_fast(f, g) == pytest.approx(float(reduced.q2n(f, g, block=32, compat="toolbox")), abs=1e-12)
