@@ -364,8 +364,10 @@ class FusionAlgorithm(_Base):
                                                                           "input (resampling)"),
                                                  interps, interps[0])))
         compat = self.desc.get("compat") or ["default", "toolbox"]
-        self.addParameter(_advanced(_static_enum("COMPAT", self.tr("Conventions ('toolbox' reproduces the MATLAB "
-                                                                   "pansharpening toolbox)"), compat, compat[0])))
+        if self.method["scenario"] == "pansharpening":
+            self.addParameter(_advanced(_static_enum("COMPAT", self.tr("Conventions ('toolbox' reproduces the "
+                                                                       "MATLAB pansharpening toolbox)"),
+                                                     compat, compat[0])))
         for p in self.method.get("parameters") or []:
             self.addParameter(method_parameter(p))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Fused image")))
@@ -429,7 +431,8 @@ class FusionAlgorithm(_Base):
             "compress": self.parameterAsEnumString(parameters, "COMPRESSION", context) or "deflate",
             "dtype": None if dtype in ("", DTYPES[0]) else dtype,
             "interpolation": self.parameterAsEnumString(parameters, "INTERPOLATION", context) or None,
-            "compat": self.parameterAsEnumString(parameters, "COMPAT", context) or None,
+            "compat": (self.parameterAsEnumString(parameters, "COMPAT", context) or None)
+            if self.parameterDefinition("COMPAT") is not None else None,
             "params": {p["name"]: method_parameter_value(self, p, parameters, context)
                        for p in self.method.get("parameters") or []},
             "overwrite": True,

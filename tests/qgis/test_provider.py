@@ -414,3 +414,20 @@ def test_a_method_added_to_the_registry_appears_without_a_plugin_edit(qgis_proce
         assert len(list(Path(geofuse_qgis.provider.cache_dir()).glob("describe-*.json"))) == 1
     finally:
         QgsApplication.processingRegistry().removeProvider(prov)
+
+
+def test_a_hyperspectral_method_runs_with_its_own_layer_roles(provider, registry, tmp_path):
+    hs_methods = [m for m in registry if m["scenario"] == "hyperspectral"]
+    if not hs_methods:
+        pytest.skip("this geofuse registers no hyperspectral method")
+    m = hs_methods[0]
+    lr, hr = (r.upper() for r in m["inputs"])
+    hs = write_tif(tmp_path / "hs.tif", 12, (16, 20), 4.0, seed=3)
+    msi = write_tif(tmp_path / "msi.tif", 4, (64, 80), 1.0, seed=4)
+    fb = RecordingFeedback()
+    res = run_alg(f"geofuse:{m['name']}", {lr: hs, f"{lr}_BANDS": [1, 2, 3, 4, 5, 6], hr: msi,
+                                            "DATA_TYPE": "float32", "OUTPUT": str(tmp_path / "hs_fused.tif")}, fb)
+    out = gdal.Open(res["OUTPUT"])
+    assert (out.RasterCount, out.RasterXSize, out.RasterYSize) == (6, 80, 64)
+    assert out.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert out.GetGeoTransform() == gdal.Open(msi).GetGeoTransform()
