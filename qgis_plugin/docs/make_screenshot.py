@@ -8,7 +8,8 @@ Run with Debian's python3 (it carries the qgis bindings) on a virtual screen::
 Arguments: OUTPUT.png [ALGORITHM_ID] [MS.tif PAN.tif]. Without rasters, two small synthetic GeoTIFFs
 are written with GDAL so that the layer boxes show something. The dialog is the real Processing
 dialog (processing.gui.AlgorithmDialog) of the geofuse provider, with its "Advanced Parameters"
-section expanded.
+section expanded. ``--check-all`` instead builds the dialog of every geofuse algorithm (also with
+``QT_QPA_PLATFORM=offscreen``; the plugin tests use it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,28 @@ def _synthetic(d: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
+def check_all_dialogs(app) -> int:
+    """Build (and show) the Processing dialog of every geofuse algorithm; print one line each."""
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication
+
+    failures = 0
+    algs = QgsApplication.processingRegistry().providerById("geofuse").algorithms()
+    for alg in algs:
+        try:
+            dlg = AlgorithmDialog(alg.create(), False, None)
+            dlg.show()
+            app.processEvents()
+            n = len(alg.parameterDefinitions())
+            dlg.close()
+            print(f"ok {alg.id()} {n}")
+        except Exception as exc:  # noqa: BLE001 - report every algorithm
+            failures += 1
+            print(f"FAILED {alg.id()} {type(exc).__name__}: {exc}")
+    print(f"{len(algs) - failures}/{len(algs)} dialogs")
+    return 1 if failures or not algs else 0
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else HERE / "dialog.png"
     alg_id = argv[1] if len(argv) > 1 else "geofuse:mtf_glp_hpm"
@@ -56,6 +79,10 @@ def main(argv: list[str]) -> int:
 
     plugin = geofuse_qgis.classFactory(None)
     plugin.initProcessing()
+    if argv and argv[0] == "--check-all":
+        rc = check_all_dialogs(app)
+        plugin.unload()
+        return rc
     tmp = Path(tempfile.mkdtemp(prefix="geofuse-shot-"))
     ms, pan = (argv[2], argv[3]) if len(argv) > 3 else _synthetic(tmp)
     ms_layer, pan_layer = QgsRasterLayer(ms, Path(ms).stem), QgsRasterLayer(pan, Path(pan).stem)

@@ -431,3 +431,13 @@ def test_a_hyperspectral_method_runs_with_its_own_layer_roles(provider, registry
     assert (out.RasterCount, out.RasterXSize, out.RasterYSize) == (6, 80, 64)
     assert out.GetRasterBand(1).DataType == gdal.GDT_Float32
     assert out.GetGeoTransform() == gdal.Open(msi).GetGeoTransform()
+
+
+def test_every_algorithm_dialog_builds_in_the_gui(geofuse_python, registry):
+    """The real Processing dialog (GUI widgets for every generated parameter) of each algorithm."""
+    env = {**os.environ, "GEOFUSE_PYTHON": geofuse_python, "QT_QPA_PLATFORM": "offscreen"}
+    cp = subprocess.run([sys.executable, str(ROOT / "qgis_plugin" / "docs" / "make_screenshot.py"), "--check-all"],
+                        capture_output=True, text=True, env=env, timeout=300)
+    assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-3000:]
+    n = len(registry) + len(TOOLS)
+    assert f"{n}/{n} dialogs" in cp.stdout
