@@ -33,7 +33,7 @@ inputs without georeferencing) with symmetric borders, chunked, and float32 filt
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Iterable
 
 import numpy as np
@@ -48,7 +48,7 @@ __all__ = ["FULL", "d_lambda", "d_lambda_k", "d_s", "full_resolution", "hqnr", "
 #: The full-resolution indexes, in table order.
 FULL: tuple[str, ...] = ("D_lambda", "D_s", "QNR", "D_lambda_K", "HQNR")
 
-_DEFAULT_TILE = 1024
+_DEFAULT_TILE = 512
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,6 +258,51 @@ def _tile_stats(f, m, p, pf, fm, *, block: int, bands: int, want_lambda: bool, w
     return np.ascontiguousarray(stats.transpose(2, 0, 1))
 
 
+def _fr_tile(f, m, p, *, ratio: int, phase: float, border: str, kern, hf: int, hm: int, hp: int,
+             multi: tuple[bool, bool], upsample_ms: bool, block: int, bands: int, want_lambda: bool, want_s: bool,
+             want_k: bool, cast: bool, work: str, device: str, block_info=None) -> np.ndarray:
+    """One PAN-scale tile, end to end: filters on the tile + halo (the image's own border rule where the tile
+    touches the image border), halos trimmed, then the block statistics (:func:`_tile_stats`)."""
+    import torch
+
+    from .. import engine
+    from ..kernels.resample import upsample
+
+    engine._configure_torch_threads()
+    dev = engine.resolve_device(device)
+    dt = torch.float64 if work == "float64" else torch.float32
+    if block_info and None in block_info:
+        (_, iy, ix), (_, ny, nx) = block_info[None]["chunk-location"], block_info[None]["num-chunks"]
+        edges = (iy == 0, iy == ny - 1, ix == 0, ix == nx - 1)
+    else:
+        edges = (True, True, True, True)
+
+    def trim(x, h):
+        # the halo exists only along axes that have several tiles (overlap depth 0 otherwise)
+        e = (edges[0] or not multi[0], edges[1] or not multi[0], edges[2] or not multi[1], edges[3] or not multi[1])
+        return engine._trim(x, h, e)
+
+    def run(x, fn, halo_out):
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(device=dev, dtype=dt)
+        with torch.no_grad():
+            y = fn(t).to("cpu").numpy()
+        return trim(y, halo_out)
+
+    f_core = trim(np.asarray(f), hf)
+    fm = run(f, lambda t: mtf_fft(t, kern, "replicate"), hf) if want_k else None
+    if upsample_ms:
+        m_core = run(m, lambda t: upsample(t, ratio, phase, "interp23tap", border), hm * ratio)
+    else:
+        m_core = np.asarray(m)
+    if want_s:
+        p_core = trim(np.asarray(p), hp)
+        pf = run(p, _pan_filt_fn(ratio, phase, border), hp)
+    else:
+        p_core = pf = None
+    return _tile_stats(f_core, m_core, p_core, pf, fm, block=block, bands=bands, want_lambda=want_lambda,
+                       want_s=want_s, want_k=want_k, cast=cast)
+
+
 # --------------------------------------------------------------------------------------------------
 # the lazy evaluation
 # --------------------------------------------------------------------------------------------------
@@ -334,7 +379,7 @@ def full_resolution(fused: Any, ms: Any, pan: Any, *, ratio: int | None = None, 
 
     from .. import engine
     from .. import sensors as _sensors
-    from ..kernels.resample import upsample, upsample_halo
+    from ..kernels.resample import upsample_halo
 
     compat = _check_compat(compat)
     names = list(metrics)
@@ -361,51 +406,43 @@ def full_resolution(fused: Any, ms: Any, pan: Any, *, ratio: int | None = None, 
     border = "circular" if compat == "toolbox" else "symmetric"
 
     step = block * r // math.gcd(block, r)
+    kern = None
+    if want_k:
+        from ..kernels.filters import mtf_kernels
+
+        sens = _sensors.get(sensor, bands)
+        kern = mtf_kernels(sens.gains(bands), r)
+    hf = kern.shape[-1] // 2 if want_k else 0                 # MTF filter radius (PAN pixels)
+    hm = upsample_halo(r, ph) if me is None else 0           # interpolation context (MS pixels)
+    hp = _pan_filt_depth(r, ph) if want_s else 0             # PAN degradation + re-interpolation (PAN pixels)
+    min_steps = max(1, -(-max(hf, hp, hm * r) // step))       # every tile at least as large as the halos
     if compat == "toolbox":
         tile = -(-max(rows, cols) // step) * step
     else:
         tile = max(step, int(chunks) // step * step)
-    ys = tuple(int(c) for c in engine._axis_chunks(rows // step, tile // step, 1)) if rows else (0,)
-    xs = tuple(int(c) for c in engine._axis_chunks(cols // step, tile // step, 1)) if cols else (0,)
+    ys = tuple(int(c) for c in engine._axis_chunks(rows // step, tile // step, min_steps))
+    xs = tuple(int(c) for c in engine._axis_chunks(cols // step, tile // step, min_steps))
     grid = ((bands,), tuple(c * step for c in ys), tuple(c * step for c in xs))
-
-    def as_dask(a, chunks):
-        if _is_dask(a):
-            return a.rechunk(chunks)
-        return da.from_array(np.asarray(a), chunks=chunks)
-
-    dt = np.float64 if work == "float64" else np.float32
-    F = as_dask(f, grid)
-
-    def to_f(a):
-        return a if a.dtype == dt else a.astype(dt)
-
     lr_grid = ((bands,), tuple(c * step // r for c in ys), tuple(c * step // r for c in xs))
-    if me is not None:
-        M = to_f(as_dask(me, grid))
-    else:
-        M_lr = to_f(as_dask(m_lr, lr_grid))
-        M = engine.map_tiles(M_lr, lambda t: upsample(t, r, ph, "interp23tap", border),
-                             depth=upsample_halo(r, ph), num=r, chunk=tile // r, device=device, work=work)
-        M = M.rechunk(grid)
-    P = Pf = FM = None
-    if want_s:
-        P = to_f(as_dask(pn, ((1,),) + grid[1:]))
-        Pf = engine.map_tiles(P, _pan_filt_fn(r, ph, border), depth=_pan_filt_depth(r, ph), num=r, den=r,
-                              chunk=tile, device=device, work=work).rechunk(((1,),) + grid[1:])
-    if want_k:
-        sens = _sensors.get(sensor, bands)
-        from ..kernels.filters import mtf_kernels
+    multi_y, multi_x = len(ys) > 1, len(xs) > 1
 
-        kern = mtf_kernels(sens.gains(bands), r)
-        FM = engine.map_tiles(to_f(F), lambda t: mtf_fft(t, kern, "replicate"), depth=kern.shape[-1] // 2,
-                              chunk=tile, device=device, work=work).rechunk(grid)
+    def tiled(a, chunks, depth):
+        a = a.rechunk(chunks) if _is_dask(a) else da.from_array(np.asarray(a), chunks=chunks)
+        dy, dx = (depth if multi_y else 0), (depth if multi_x else 0)
+        if dy or dx:
+            a = da.overlap.overlap(a, depth={0: 0, 1: dy, 2: dx}, boundary="none")
+        return a
 
+    F = tiled(f, grid, hf)
+    M = tiled(me, grid, 0) if me is not None else tiled(m_lr, lr_grid, hm)
+    P = tiled(pn, ((1,),) + grid[1:], hp) if want_s else F
     npair = bands * (bands - 1) // 2
     nstat = (2 * npair if want_lambda else 0) + (2 * bands if want_s else 0) + (1 if want_k else 0)
-    args = [F, M, P if P is not None else F[:1], Pf if Pf is not None else F[:1], FM if FM is not None else F]
-    stats = da.map_blocks(_tile_stats, *args, block=block, bands=bands, want_lambda=want_lambda, want_s=want_s,
-                          want_k=want_k, cast=compat == "toolbox", dtype=np.float64,
+    tile_fn = partial(_fr_tile, ratio=r, phase=ph, border=border, kern=kern, hf=hf,
+                      hm=hm, hp=hp, multi=(multi_y, multi_x), upsample_ms=me is None, block=block, bands=bands,
+                      want_lambda=want_lambda, want_s=want_s, want_k=want_k, cast=compat == "toolbox",
+                      work=work, device=device)
+    stats = da.map_blocks(tile_fn, F, M, P, dtype=np.float64,  # pairs blocks by position (shapes differ)
                           chunks=((nstat,), tuple(c // block for c in grid[1]), tuple(c // block for c in grid[2])),
                           token="geofuse-fr-block-stats")
     means = stats.mean(axis=(1, 2))

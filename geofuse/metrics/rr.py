@@ -126,26 +126,28 @@ def _window_corners(core, shape, origin, w):
 
 
 def _box_valid(x: np.ndarray, w: int) -> np.ndarray:
-    """Sums over every ``w x w`` window (MATLAB ``filter2(ones(w), x, 'valid')``), by running sums."""
-    c = np.cumsum(x, axis=-2)
-    c = np.concatenate([np.zeros_like(c[..., :1, :]), c], axis=-2)
-    x = c[..., w:, :] - c[..., :-w, :]
-    c = np.cumsum(x, axis=-1)
-    c = np.concatenate([np.zeros_like(c[..., :1]), c], axis=-1)
-    return c[..., w:] - c[..., :-w]
+    """Sums over every ``w x w`` window (MATLAB ``filter2(ones(w), x, 'valid')``), float64.
+
+    Running sums along each axis (``scipy.ndimage.uniform_filter1d``, C loops) cropped to the windows that
+    lie inside: the filter centres a window of even size ``w`` on its element ``w // 2``.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    h = w // 2
+    x = np.asarray(x, dtype=np.float64)
+    y = uniform_filter1d(x, w, axis=-2)[..., h:x.shape[-2] - (w - h) + 1, :]
+    y = uniform_filter1d(y, w, axis=-1)[..., :, h:x.shape[-1] - (w - h) + 1]
+    y *= float(w * w)
+    return y
 
 
 def _sep_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation with the 1-d kernel ``k`` along rows and columns."""
-    n = len(k)
-    h, w = x.shape[-2] - n + 1, x.shape[-1] - n + 1
-    y = k[0] * x[..., 0:h, :]
-    for u in range(1, n):
-        y = y + k[u] * x[..., u:u + h, :]
-    z = k[0] * y[..., :, 0:w]
-    for u in range(1, n):
-        z = z + k[u] * y[..., :, u:u + w]
-    return z
+    """Separable 'valid' correlation with the odd-length 1-d kernel ``k`` along rows and columns."""
+    from scipy.ndimage import correlate1d
+
+    h = len(k) // 2
+    y = correlate1d(np.asarray(x, dtype=np.float64), k, axis=-2, mode="constant")[..., h:x.shape[-2] - h, :]
+    return correlate1d(y, k, axis=-1, mode="constant")[..., :, h:x.shape[-1] - h]
 
 
 def _finish(vals: Any, lazy: bool, per_band: bool) -> Any:
@@ -202,20 +204,30 @@ def uiqi_map(fused: np.ndarray, ref: np.ndarray, block: int = 32) -> np.ndarray:
     s_ff = _box_valid(fs * fs, block)
     s_gg = _box_valid(gs * gs, block)
     s_fg = _box_valid(fs * gs, block)
-    var_f = n * s_ff - s_f0 * s_f0
-    var_g = n * s_gg - s_g0 * s_g0
-    cov = n * s_fg - s_f0 * s_g0
-    s_f = s_f0 + n * cf
-    s_g = s_g0 + n * cg
+    # in place, few temporaries: var_f -> den1, s_fg -> numerator, s_ff -> (s_f^2 + s_g^2)
+    s_ff *= n
+    s_ff -= s_f0 * s_f0
+    s_gg *= n
+    s_gg -= s_g0 * s_g0
+    den1 = s_ff
+    den1 += s_gg                                   # N (s_ff + s_gg) - s_f^2 - s_g^2 (shift invariant)
+    cov = s_fg
+    cov *= n
+    cov -= s_f0 * s_g0                             # N s_fg - s_f s_g
+    s_f = s_f0
+    s_f += n * cf
+    s_g = s_g0
+    s_g += n * cg
     mul = s_f * s_g
-    sq = s_f * s_f + s_g * s_g
-    den1 = var_f + var_g
+    sq = s_f
+    sq *= s_f
+    sq += s_g * s_g                                # s_f^2 + s_g^2
     den = den1 * sq
-    q = np.ones_like(den)
     with np.errstate(invalid="ignore", divide="ignore"):
-        idx = (den1 == 0) & (sq != 0)
-        q = np.where(idx, 2.0 * mul / np.where(sq == 0, 1.0, sq), q)
-        q = np.where(den != 0, 4.0 * cov * mul / np.where(den == 0, 1.0, den), q)
+        q = np.divide(2.0 * mul, sq, out=np.ones_like(den), where=(den1 == 0) & (sq != 0))
+        cov *= 4.0
+        cov *= mul
+        np.divide(cov, den, out=q, where=den != 0)
     return q
 
 

@@ -75,21 +75,22 @@ def _inputs(case: str, n: int, chunk: int):
     raise SystemExit(f"unknown case {case!r}")
 
 
-def child(case: str, n: int, chunk: int) -> dict:
+def child(case: str, n: int, chunk: int, tile: int | None = None) -> dict:
     import dask
     import numpy as np
 
     dask.config.set(scheduler="threads")
-    out: dict = {"case": case, "n": n, "chunk": chunk, "threads": os.cpu_count()}
+    out: dict = {"case": case, "n": n, "chunk": chunk, "tile": tile, "threads": os.cpu_count()}
     if case == "rr_table":
         import geofuse
 
         rng = np.random.default_rng(0)
         ref = rng.uniform(100, 1900, (4, n, n)).astype(np.float32)
         fused = ref + rng.normal(0, 20, ref.shape).astype(np.float32)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tab = geofuse.evaluate(fused, ref, ratio=4)
         out["compute_s"] = time.perf_counter() - t0
+        out["compute_cpu_s"] = time.process_time() - c0
         out["rows"] = len(tab)
         out["value"] = float(tab.loc[tab.metric == "Q2n", "value"].iloc[0])
         return out
@@ -97,17 +98,20 @@ def child(case: str, n: int, chunk: int) -> dict:
     from geofuse.metrics.full import full_resolution
 
     arrays = _inputs(case, n, chunk)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     dask.compute(*[a.sum() for a in arrays])
     out["inputs_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    out["inputs_cpu_s"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     if case == "q2n":
         value = q2n(*arrays)
     else:
-        value = full_resolution(*arrays, sensor="IKONOS", metrics=("HQNR",), chunks=chunk)["HQNR"]
+        kw = {"chunks": tile} if tile else {}      # FR tile size (default: geofuse's)
+        value = full_resolution(*arrays, sensor="IKONOS", metrics=("HQNR",), **kw)["HQNR"]
     out["build_s"] = time.perf_counter() - t0
     out["value"] = float(value.compute())
     out["compute_s"] = time.perf_counter() - t0
+    out["compute_cpu_s"] = time.process_time() - c0   # CPU seconds of all threads (robust to machine load)
     return out
 
 
@@ -115,9 +119,9 @@ def child(case: str, n: int, chunk: int) -> dict:
 # parent
 # --------------------------------------------------------------------------------------------------
 
-def _run(case: str, n: int, chunk: int) -> dict:
+def _run(case: str, n: int, chunk: int, tile: int | None = None) -> dict:
     cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve()), "--child", case, str(n),
-           "--chunk", str(chunk)]
+           "--chunk", str(chunk)] + (["--tile", str(tile)] if tile else [])
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
@@ -179,7 +183,8 @@ def _git_rev() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--child", nargs=2, metavar=("CASE", "N"))
-    ap.add_argument("--chunk", type=int, default=CHUNK)
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="input chunk size (PAN pixels)")
+    ap.add_argument("--tile", type=int, default=None, help="full-resolution tile size (default: geofuse's, 512)")
     ap.add_argument("--sizes", default="4096,8192,16384")
     ap.add_argument("--cases", default="q2n,hqnr")
     ap.add_argument("--repeat", type=int, default=3)
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.chunk)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.chunk, args.tile)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     cases = args.cases.split(",")
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         plan += [("rr_table", 1024)] * args.repeat
     groups: dict[tuple[str, int], list[dict]] = {}
     for case, n in plan:
-        res = _run(case, n, args.chunk)
+        res = _run(case, n, args.chunk, args.tile)
         print(json.dumps(res), flush=True)
         groups.setdefault((case, n), []).append(res)
     WORK.mkdir(parents=True, exist_ok=True)
