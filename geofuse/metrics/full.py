@@ -16,12 +16,15 @@ The toolbox's ``indexes_evaluation_FS.m`` conventions (SPEC section 6), computed
 Image size: rows and columns must be multiples of ``S`` (the toolbox errors otherwise; so does
 geofuse, with a :class:`~geofuse.errors.ParameterError` that says how to crop).
 
-Lazy evaluation: the PAN-scale intermediates (``MS~``, ``PAN_f``, ``MTF(F)``) are produced tile by tile
-(:func:`geofuse.engine.map_tiles`, halos derived from the filters), every tile is aligned with the
-``S x S`` block grid (the tile size is a multiple of ``lcm(S, ratio)``), and each tile reduces to the
-block statistics of its blocks (block means and covariances as one batched Gram matrix per tile). No
-task holds more than a tile and its halo. The MTF filter (41x41, not separable) runs as an FFT
-convolution per tile.
+Lazy evaluation: one task per PAN-scale tile does everything for its pixels: it receives its tile of the
+fused image, the PAN and the MS plus the halos the filters need from the neighbouring chunks
+(``dask.array.overlap``; the image's own border rule where a tile touches the image border), builds ``MS~``,
+``PAN_f`` and ``MTF(F)`` for the tile only, and reduces them to the statistics of its ``S x S`` blocks (block
+means and covariances as one batched Gram matrix). Tiles are aligned with the block grid (their size is a
+multiple of ``lcm(S, ratio)``; inputs with other chunks are rechunked inside), so no intermediate PAN-scale
+array exists and no task holds more than a tile, its halo and its temporaries. The MTF filter (41x41, not
+separable) runs as an FFT convolution per tile. Memory still grows slowly with the image *width*: the
+input chunks of about two rows of tiles wait for their neighbours' halos.
 
 ``compat="toolbox"`` reproduces the toolbox exactly: interp23tap at the toolbox's phase ``ratio // 2``
 with circular borders (whole image in one tile), the uint16 cast inside Q2n, float64 throughout.
