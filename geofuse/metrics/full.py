@@ -146,6 +146,26 @@ def _fft_size(n: int) -> int:
     return int(next_fast_len(n, real=True))
 
 
+_SPECTRA: dict = {}
+
+
+def _kernel_spectrum(kernels: np.ndarray, sy: int, sx: int, dtype, device):
+    """rfft2 of the flipped kernels at FFT size (sy, sx), cached (tiles of one image share their sizes)."""
+    import hashlib
+
+    import torch
+
+    key = (hashlib.sha1(np.ascontiguousarray(kernels).tobytes()).hexdigest(), sy, sx, str(dtype), str(device))
+    spec = _SPECTRA.get(key)
+    if spec is None:
+        k = torch.as_tensor(np.ascontiguousarray(kernels[:, ::-1, ::-1]), dtype=dtype, device=device)
+        spec = torch.fft.rfft2(k, s=(sy, sx))
+        if len(_SPECTRA) > 32:
+            _SPECTRA.clear()
+        _SPECTRA[key] = spec
+    return spec
+
+
 def mtf_fft(x, kernels: np.ndarray, mode: str = "replicate"):
     """Same-size correlation of a (C, H, W) tensor with per-band kernels (C, k, k), ``mode`` borders, by FFT.
 
@@ -161,8 +181,8 @@ def mtf_fft(x, kernels: np.ndarray, mode: str = "replicate"):
     xp = pad(x, r, r, r, r, mode)
     hp, wp = xp.shape[-2:]
     sy, sx = _fft_size(hp), _fft_size(wp)
-    k = torch.as_tensor(np.ascontiguousarray(kernels[:, ::-1, ::-1]), dtype=x.dtype, device=x.device)
-    spec = torch.fft.rfft2(xp, s=(sy, sx)) * torch.fft.rfft2(k, s=(sy, sx))
+    spec = torch.fft.rfft2(xp, s=(sy, sx))
+    spec *= _kernel_spectrum(kernels, sy, sx, x.dtype, x.device)
     y = torch.fft.irfft2(spec, s=(sy, sx))
     return y[:, 2 * r:2 * r + h, 2 * r:2 * r + w].contiguous()
 
