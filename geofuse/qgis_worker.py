@@ -321,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _OUT = sys.stdout
     sys.stdout = sys.stderr  # only emit() writes to the protocol stream
-    signal.signal(signal.SIGTERM, _interrupt)
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    old_show = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         emit("warning", message=str(message), category=category.__name__)
@@ -357,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, GeofuseError) else 1
     finally:
         sys.stdout = _OUT
+        signal.signal(signal.SIGTERM, old_term)
+        warnings.showwarning = old_show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -118,11 +118,14 @@ def test_simulate_then_evaluate_both_protocols(capsys, tiffs):
         assert {"D_lambda", "D_s", "QNR"} <= {r["metric"] for r in msgs[-1]["table"]}
 
 
-def test_the_module_speaks_json_lines_on_stdout_only(tiffs):
+def test_the_module_speaks_json_lines_on_stdout_only():
     cp = subprocess.run([sys.executable, "-m", "geofuse.qgis_worker", "fuse", "{not json"], capture_output=True,
                         text=True, timeout=300)
     assert cp.returncode == 1
     msgs = [json.loads(line) for line in cp.stdout.splitlines()]
     assert msgs and msgs[-1]["type"] == "error" and msgs[-1]["error"] == "JSONDecodeError"
-    cp = subprocess.run([sys.executable, "-m", "geofuse.qgis_worker"], capture_output=True, text=True, timeout=300)
-    assert cp.returncode == 1 and json.loads(cp.stdout)["error"] == "UsageError"
+
+
+def test_usage_error(capsys):
+    rc, msgs = _run(capsys)
+    assert rc == 1 and msgs[-1]["error"] == "UsageError" and "describe" in msgs[-1]["message"]
