@@ -321,7 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _OUT = sys.stdout
     sys.stdout = sys.stderr  # only emit() writes to the protocol stream
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        old_term = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread (an in-process caller): no SIGTERM handling
+        old_term = None
     old_show = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -358,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, GeofuseError) else 1
     finally:
         sys.stdout = _OUT
-        signal.signal(signal.SIGTERM, old_term)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         warnings.showwarning = old_show
 
 
