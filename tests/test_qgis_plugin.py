@@ -146,6 +146,9 @@ def test_mismatched_crs_fails_before_the_child_with_a_clear_message(qgis, tiffs,
     assert "EPSG:32633" in msg and "EPSG:32632" in msg and "both must share one CRS" in msg
     assert "Warp (Reproject)" in msg and "Traceback" not in msg
     assert not out.exists()
+    # the library refuses the same pair (the QGIS check only answers earlier, in QGIS's words)
+    with pytest.raises(GeofuseError, match="different CRS"):
+        geofuse.pansharpen(geofuse.open_raster(tiffs / "ms.tif"), geofuse.open_raster(tmp_path / "pan_32632.tif"))
 
 
 def test_a_library_error_fails_with_the_librarys_message(qgis, tiffs, tmp_path):
