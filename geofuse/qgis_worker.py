@@ -205,7 +205,8 @@ def run_fuse(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
     ``job`` keys: ``method``; ``inputs`` (role -> path, in the method's input order); ``bands`` (role ->
     1-based band numbers, optional); ``out``; ``driver`` (``COG`` or ``GTiff``); ``compress``;
     ``sensor`` / ``mtf_gains`` / ``pan_gain`` (pansharpening); ``srf`` / ``wavelengths`` (hyperspectral);
-    ``nodata``; ``dtype``; ``interpolation``; ``compat``; ``params`` (method parameters); ``overwrite``.
+    ``nodata``; ``dtype``; ``interpolation``; ``compat``; ``device``; ``params`` (method parameters);
+    ``overwrite``.
     Options the scenario's API function does not take are not passed.
     """
     from . import registry
@@ -221,7 +222,8 @@ def run_fuse(job: dict[str, Any], progress: _Progress) -> dict[str, Any]:
     progress.stage(0, 25, f"geofuse {spec.name}: estimating global statistics")
     options = {"sensor": _sensor(job), "nodata": job.get("nodata"), "dtype": job.get("dtype"),
                "interpolation": job.get("interpolation") or "interp23tap", "compat": job.get("compat") or "default",
-               "params": job.get("params") or {}, "srf": job.get("srf"), "wavelengths": job.get("wavelengths")}
+               "params": job.get("params") or {}, "srf": job.get("srf"), "wavelengths": job.get("wavelengths"),
+               "device": job.get("device")}
     options = {k: v for k, v in options.items() if v is not None}
     with progress.callback():
         out = fn(*arrays, method=spec.name, **_accepted(fn, options))

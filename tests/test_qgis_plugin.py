@@ -115,7 +115,7 @@ def test_run_writes_the_same_raster_as_the_library(qgis, tiffs, tmp_path, case):
         expected = geofuse.pansharpen(ms, pan, "mtf_glp_hpm", sensor="IKONOS")
     else:
         args = ["geofuse:c_gsa", "--", f"MS={ms_path}", "MS_BANDS=3", "MS_BANDS=1", f"PAN={pan_path}",
-                "DATA_TYPE=float32", "NODATA=-1", "COG=false", "N_SEGMENTS=3", "INTERPOLATION=bicubic",
+                "DATA_TYPE=float32", "NODATA=-1", "COG=false", "N_SEGMENTS=3", "INTERPOLATION=bicubic", "DEVICE=cpu",
                 f"OUTPUT={out}"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -72,6 +72,7 @@ def test_fuse_job_writes_the_library_result_with_progress(capsys, tiffs):
     ({"bands": {"ms": [5]}}, "BandCountError", "out of range"),
     ({"params": {"n_segments": 3}}, "ParameterError", "has no parameter 'n_segments'"),
     ({"method": "nope"}, "UnknownMethodError", "Unknown fusion method 'nope'"),
+    ({"device": "cuda:7"}, "DeviceError", "cuda:7"),
 ])
 def test_errors_are_one_message_with_the_librarys_text(capsys, tiffs, job, kind, needle):
     base = {"method": "gsa", "inputs": {"ms": str(tiffs / "ms.tif"), "pan": str(tiffs / "pan.tif")},

@@ -66,11 +66,12 @@ WHEN_TO_CHOOSE = {
 _RECORDED = "as recorded by the fusion"
 _NEEDS_REF = {True: "needs a reference", False: "no reference needed"}
 DTYPES = ["same as input", "uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
+DEVICES = ["auto", "cpu", "cuda"]
 COMPRESSIONS = ["deflate", "lzw", "zstd", "none"]
 
 #: Names of the fixed parameters of a fusion algorithm (method parameters never take these names).
 _FIXED = {"SENSOR", "MTF_GAINS", "PAN_GAIN", "NODATA", "DATA_TYPE", "COG", "COMPRESSION", "INTERPOLATION",
-          "COMPAT", "OUTPUT", "SRF", "SRF_FILE", "WAVELENGTHS"}
+          "COMPAT", "OUTPUT", "SRF", "SRF_FILE", "WAVELENGTHS", "DEVICE"}
 
 
 def tr(text: str) -> str:
@@ -368,6 +369,8 @@ class FusionAlgorithm(_Base):
             self.addParameter(_advanced(_static_enum("COMPAT", self.tr("Conventions ('toolbox' reproduces the "
                                                                        "MATLAB pansharpening toolbox)"),
                                                      compat, compat[0])))
+        self.addParameter(_advanced(_static_enum("DEVICE", self.tr("Compute device (auto: a CUDA GPU when the geofuse "
+                                                                   "environment has one)"), DEVICES, DEVICES[0])))
         for p in self.method.get("parameters") or []:
             self.addParameter(method_parameter(p))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Fused image")))
@@ -433,6 +436,7 @@ class FusionAlgorithm(_Base):
             "interpolation": self.parameterAsEnumString(parameters, "INTERPOLATION", context) or None,
             "compat": (self.parameterAsEnumString(parameters, "COMPAT", context) or None)
             if self.parameterDefinition("COMPAT") is not None else None,
+            "device": self.parameterAsEnumString(parameters, "DEVICE", context) or None,
             "params": {p["name"]: method_parameter_value(self, p, parameters, context)
                        for p in self.method.get("parameters") or []},
             "overwrite": True,
