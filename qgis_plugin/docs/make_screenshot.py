@@ -2,7 +2,7 @@
 
 Run with Debian's python3 (it carries the qgis bindings) on a virtual screen::
 
-    GEOFUSE_PYTHON=.venv/bin/python xvfb-run -a -s "-screen 0 1280x1024x24" \\
+    GEOFUSE_PYTHON=.venv/bin/python xvfb-run -a -s "-screen 0 1280x1100x24" \\
         /usr/bin/python3 qgis_plugin/docs/make_screenshot.py qgis_plugin/docs/dialog.png
 
 Arguments: OUTPUT.png [ALGORITHM_ID] [MS.tif PAN.tif]. Without rasters, two small synthetic GeoTIFFs
@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
 
     for box in dlg.findChildren(QGroupBox, "grpAdvanced"):  # expand "Advanced Parameters"
         box.setProperty("collapsed", False)
-    dlg.resize(900, 1000)
+    dlg.resize(900, 1060)
     dlg.show()
     for _ in range(20):
         app.processEvents()
