@@ -418,3 +418,91 @@ def q2n_fast(fused: np.ndarray, ref: np.ndarray, block: int = 32) -> float:
 
     with mock.patch.object(reduced, "_structure", cd_structure):
         return float(reduced.q2n(fused, ref, block=block, compat="toolbox"))
+
+
+# --------------------------------------------------------------------------------------------------
+# speed benchmark (not a test): python -m simulation.hyperspectral bench [--size 2048 --bands 100 ...]
+
+
+def synthetic_inputs(size: int = 2048, bands: int = 100, msi_bands: int = 10, ratio: int = 4, seed: int = 0,
+                     chunk: int = 512):
+    """A lazily generated (hs, msi) pair: HS (bands, size/ratio, size/ratio) and MSI (msi_bands, size, size),
+    float32, georeferenced, made block by block from smooth analytic abundance fields (no array of the
+    scene size is ever held)."""
+    import dask.array as da
+
+    from geofuse.grid import lowres_transform
+
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(400, 2400, bands)
+    spectra = 0.1 + 0.5 * rng.random((4, 1)) * np.abs(np.sin(wl[None] / rng.uniform(150, 400, (4, 1))))
+    R = np.exp(-0.5 * ((wl[None] - np.linspace(450, 2300, msi_bands)[:, None]) / 40.0) ** 2)
+    R /= R.sum(1, keepdims=True)
+    freq = rng.uniform(0.002, 0.05, (4, 2))
+
+    def abundances(y0, x0, h, w, step):
+        yy = (y0 + np.arange(h)[:, None]) * step
+        xx = (x0 + np.arange(w)[None, :]) * step
+        ab = np.stack([1.2 + np.sin(f[0] * yy + 3 * f[1] * xx) * np.cos(f[1] * yy - f[0] * xx) for f in freq])
+        return ab / ab.sum(0)
+
+    def hs_block(block_info=None):
+        (_, _), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        ab = abundances(y0, x0, y1 - y0, x1 - x0, ratio)
+        return np.einsum("eb,ehw->bhw", spectra, ab).astype(np.float32)
+
+    def msi_block(block_info=None):
+        (_, _), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        ab = abundances(y0 / ratio, x0 / ratio, y1 - y0, x1 - x0, 1.0 / ratio)
+        return np.einsum("ke,ehw->khw", R @ spectra.T, ab).astype(np.float32)
+
+    n = size // ratio
+    lc = max(1, chunk // ratio)
+    hs = da.map_blocks(hs_block, chunks=((bands,), _split(n, lc), _split(n, lc)), dtype=np.float32)
+    msi = da.map_blocks(msi_block, chunks=((msi_bands,), _split(size, chunk), _split(size, chunk)),
+                        dtype=np.float32)
+    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0)
+    p = (ratio - 1) / 2
+    hs_da = make_raster(hs, lowres_transform(t, ratio, (p, p)), "EPSG:32633")
+    msi_da = make_raster(msi, t, "EPSG:32633")
+    return hs_da, msi_da
+
+
+def _split(n: int, c: int) -> tuple[int, ...]:
+    out = [c] * (n // c)
+    if n % c:
+        out.append(n % c)
+    return tuple(out)
+
+
+def bench(method: str = "glp_hs", size: int = 2048, bands: int = 100, msi_bands: int = 10, chunks: int = 512,
+          ratio: int = 4) -> dict[str, Any]:
+    """Fuse the synthetic pair chunk by chunk and reduce the result (a per-band sum, so nothing of the
+    scene size is stored); returns wall seconds and the output's size."""
+    import dask
+
+    import geofuse
+
+    hs, msi = synthetic_inputs(size, bands, msi_bands, ratio, chunk=chunks)
+    t0 = time.perf_counter()
+    out = geofuse.fuse_hyperspectral(hs, msi, method, chunks=chunks, dtype="float32")
+    total = dask.compute(out.data.sum(axis=(1, 2)))[0]
+    dt = time.perf_counter() - t0
+    return {"method": method, "size": size, "bands": bands, "msi_bands": msi_bands, "chunks": chunks,
+            "seconds": round(dt, 2), "output_gib": round(out.nbytes / 2 ** 30, 2),
+            "finite": bool(np.isfinite(total).all())}
+
+
+if __name__ == "__main__":  # pragma: no cover - benchmark entry point
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="chunked hyperspectral fusion benchmark (not a test)")
+    ap.add_argument("command", choices=["bench"])
+    ap.add_argument("--method", default="glp_hs")
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--bands", type=int, default=100)
+    ap.add_argument("--msi-bands", type=int, default=10)
+    ap.add_argument("--chunks", type=int, default=512)
+    a = ap.parse_args()
+    print(json.dumps(bench(a.method, a.size, a.bands, a.msi_bands, a.chunks)))

@@ -103,7 +103,7 @@ def test_glp_hs_exact_on_a_linear_scene():
     truth = np.einsum("kb,khw->bhw", W, msi.values) + 5.0
     ref = make_raster(truth, msi.rio.transform(), msi.rio.crs, band=list(hs0["band"].values))
     hs = degrade.degrade_hs(ref, 4, border="replicate").astype("float64")
-    out = geofuse.fuse_hyperspectral(hs, msi, "glp_hs", global_gain=False, dtype="float64").values
+    out = geofuse.fuse_hyperspectral(hs, msi, "glp_hs", dtype="float64").values
     interior = (slice(None), slice(24, -24), slice(24, -24))
     np.testing.assert_allclose(out[interior], truth[interior], rtol=2e-4)
 
