@@ -412,10 +412,27 @@ def _as_float_dask(data: xr.DataArray, chunks, independent: bool = False) -> da.
     if not isinstance(arr, da.Array):
         return da.from_array(np.asarray(arr), chunks=chunks, name=False if independent else None)
     if independent:
-        from dask.graph_manipulation import clone
-
-        arr = clone(arr, assume_layers=False)  # clone before rechunking (cloned rechunks do not fuse)
+        arr = _clone_reads(arr)  # clone before rechunking (cloned rechunks do not fuse)
     return arr.rechunk(chunks)
+
+
+def _clone_reads(arr: da.Array) -> da.Array:
+    """A clone of ``arr``'s graph (same pixels, tasks of its own), or ``arr`` itself when cloning fails.
+
+    dask's ``clone`` leaves dangling references in some graphs (e.g. a band selection
+    ``open_raster(f).isel(band=[0, 2])`` puts a shuffle-taker layer in the graph whose tasks keep the
+    old key names), which would fail at compute time with "Missing dependency". The clone is checked
+    for completeness here; when it is incomplete the shared graph is used: same pixels, only the two
+    passes share their read tasks (more memory held between them, never different values).
+    """
+    from dask.graph_manipulation import clone
+
+    cloned = clone(arr, assume_layers=False)
+    graph = dict(cloned.__dask_graph__())
+    for task in graph.values():
+        if any(dep not in graph for dep in getattr(task, "dependencies", ())):
+            return arr
+    return cloned
 
 
 def nodata_of(x: xr.DataArray) -> float | None:
