@@ -284,3 +284,34 @@ def test_fast_cayley_dickson_table_equals_the_recursive_products():
     g = 1000 + 300 * rng.random((12, 64, 64))
     f = g + 40 * rng.standard_normal(g.shape)
     assert q2n_fast(f, g) == pytest.approx(float(reduced.q2n(f, g, block=32, compat="toolbox")), abs=1e-12)
+
+
+def test_cube_loaders():
+    """The real cubes load as georeferenced-like rasters with plausible wavelengths and reflectances."""
+    shared_path("data", "hyperspectral", "HSI_samson_1.mat")
+    from simulation.hyperspectral import load_cube, load_hyperion_ali
+
+    for name, shape, (lo, hi) in (("jasper", (198, 100, 100), (380, 2500)), ("samson", (156, 95, 95), (401, 889)),
+                                  ("urban", (162, 34, 78), (400, 2500))):
+        c = load_cube(name)
+        assert c.shape == shape and c.dtype == np.float32, name
+        wl = c["wavelength"].values
+        assert lo <= wl.min() and wl.max() <= hi and np.all(np.diff(wl) > 0), name
+        assert 0 <= float(c.min()) and float(c.max()) < 1.5, name
+        assert c.rio.crs is not None and c.rio.transform().a > 0
+    hs, ms = load_hyperion_ali("ms")
+    assert hs.shape == (128, 72, 72) and ms.shape == (9, 72, 72)
+    assert fit_grids(ms, hs).ratio == 1  # both 30 m: HySure degrades the Hyperion cube (consistency_reduced)
+    hs, pan = load_hyperion_ali("pan")
+    g = fit_grids(pan, hs)
+    assert g.ratio == 3 and pan.shape == (1, 216, 174) and hs.shape == (128, 72, 58)
+    # Samson sees no Sentinel-2 SWIR band: the protocol keeps the overlapping ones
+    from simulation.hyperspectral import simulate
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GEOFUSE_SRF_DIR", str(shared_path("data", "hyperspectral")))
+    try:
+        _, hs_lr, msi = simulate(load_cube("samson"), 4, "Sentinel-2A", 35.0)
+    finally:
+        mp.undo()
+    assert msi.sizes["band"] == 8 and hs_lr.shape == (156, 23, 23)
