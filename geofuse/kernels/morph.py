@@ -36,6 +36,15 @@ def _cross_neighbours(x: Tensor) -> list[Tensor]:
             xp[..., 1:h + 1, 0:w], xp[..., 1:h + 1, 2:w + 2]]
 
 
+def _cross_reduce(x: Tensor, op) -> Tensor:
+    """``op`` (elementwise max or min) over the pixel and its four cross neighbours."""
+    n = _cross_neighbours(x)
+    out = n[0]
+    for v in n[1:]:
+        out = op(out, v)
+    return out
+
+
 def dilate_cross(x: Tensor) -> Tensor:
     r"""Grey-level dilation by the 3x3 cross: :math:`\delta(x)_{ij} = \max(x_{ij}, x_{i\pm1,j}, x_{i,j\pm1})`.
 
@@ -49,11 +58,7 @@ def dilate_cross(x: Tensor) -> Tensor:
     Tensor
         ``(C, H, W)``; outside pixels are ignored (MATLAB ``imdilate``).
     """
-    n = _cross_neighbours(x)
-    out = n[0]
-    for v in n[1:]:
-        out = torch.maximum(out, v)
-    return out
+    return _cross_reduce(x, torch.maximum)
 
 
 def erode_cross(x: Tensor) -> Tensor:
@@ -69,11 +74,7 @@ def erode_cross(x: Tensor) -> Tensor:
     Tensor
         ``(C, H, W)``; outside pixels are ignored (MATLAB ``imerode``).
     """
-    n = _cross_neighbours(x)
-    out = n[0]
-    for v in n[1:]:
-        out = torch.minimum(out, v)
-    return out
+    return _cross_reduce(x, torch.minimum)
 
 
 def half_gradient_smooth(x: Tensor) -> Tensor:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from .. import stats
 from ..kernels import mra
 from ..kernels.morph import half_gradient_lowpass, half_gradient_lowpass_halo, mf_levels
 from ..registry import MethodSpec, register
-from .pansharpening import HPM_FLOOR, HPM_MAX_GAIN, VIVONE_2021
+from .pansharpening import HPM_FLOOR, HPM_MAX_GAIN, VIVONE_2021, v13_equalisation
 
 RESTAINO_2016 = "10.1109/TIP.2016.2556944"
 
 
-def _mf_estimate(ctx, params):
-    """PAN equalised to each band with the PAN's own std: P_b = s_b (P - mean P) + mean MS_b."""
-    nb = ctx.ms_lr.shape[0]
-    m = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)
-    scale = m.std[:nb] / m.std[nb]
-    return {"scale": scale, "offset": m.mean[:nb] - scale * m.mean[nb], "ms_mean": m.mean[:nb]}
+#: PAN equalised to each band with the PAN's own std, P_b = s_b (P - mean P) + mean MS_b: the v1.3 methods'
+#: equalisation (one pass of moments of the interpolated MS and the PAN).
+_mf_estimate = v13_equalisation
 
 
 def _lattice_shift(ratio: int):

@@ -14,6 +14,7 @@ from ..kernels import mra, mra_classic as K
 from ..kernels.filters import correlate_separable
 from ..kernels.resample import INTERPOLATORS, polyphase_taps
 from ..registry import MethodSpec, register
+from .pansharpening import pan_equalisation, v13_equalisation as _pan_equalisation
 
 VIVONE_2015 = "10.1109/TGRS.2014.2361734"
 
@@ -22,15 +23,6 @@ VIVONE_2015 = "10.1109/TGRS.2014.2361734"
 #: is injected additively, and the local gain is clipped to [0, SFIM_MAX_GAIN].
 SFIM_FLOOR = 0.01
 SFIM_MAX_GAIN = 4.0
-
-
-def _pan_equalisation(ctx, params):
-    """The v1.3 per-band equalisation P_b = a_b (P - mean P) + mean MS_b with a_b = std(MS_b) / std(P),
-    statistics of the interpolated MS and of the PAN itself (one pass)."""
-    m = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)
-    C = ctx.ms_lr.shape[0]
-    scale = m.std[:C] / m.std[C]
-    return {"scale": scale, "offset": m.mean[:C] - scale * m.mean[C], "ms_mean": m.mean[:C]}
 
 
 # -------------------------------------------------------------------------------------------------- HPF
@@ -142,10 +134,9 @@ def _indusion_estimate(ctx, params):
     C = ctx.ms_lr.shape[0]
     lo = stats.moments([ctx.ms_lr, pan_lr], ctx.valid_lr)
     hi = stats.moments([ms_up, ctx.pan], ctx.valid_hr)
-    lr_scale = lo.std[:C] / lo.std[C]
-    hr_scale = hi.std[:C] / hi.std[C]
-    return {"lr_scale": lr_scale, "lr_offset": lo.mean[:C] - lr_scale * lo.mean[C],
-            "hr_scale": hr_scale, "hr_offset": hi.mean[:C] - hr_scale * hi.mean[C]}
+    lr_scale, lr_offset = pan_equalisation(lo.mean[:C], lo.std[:C], lo.std[C], lo.mean[C])
+    hr_scale, hr_offset = pan_equalisation(hi.mean[:C], hi.std[:C], hi.std[C], hi.mean[C])
+    return {"lr_scale": lr_scale, "lr_offset": lr_offset, "hr_scale": hr_scale, "hr_offset": hr_offset}
 
 
 def _indusion_apply(block, est, params) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ..kernels.resample import upsample
 from ..kernels.filters import imresize_down, imresize_down_halo, undecimated_lowpass, undecimated_lowpass_halo
 from ..registry import MethodSpec, register
 from .pansharpening import (HPM_FLOOR, HPM_MAX_GAIN, VIVONE_2021, _glp_equalisation, _mtf_decimate, _mtf_halo,
-                            equalised_pan_lowpass)
+                            equalised_pan_lowpass, pan_equalisation)
 
 AIAZZI_2006 = "10.14358/PERS.72.5.591"
 VIVONE_2018 = "10.1109/TIP.2018.2819501"
@@ -134,8 +134,8 @@ def _awlp_estimate(ctx, params):
     down_up = ctx.tile_map(_bicubic_down_up, bands=1)
     m = stats.moments([ctx.ms, down_up], ctx.valid_hr)
     pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)[0]
-    scale = m.std[:nb] / m.std[nb]
-    return {"scale": scale, "offset": m.mean[:nb] - scale * pan_mean}
+    scale, offset = pan_equalisation(m.mean[:nb], m.std[:nb], m.std[nb], pan_mean)
+    return {"scale": scale, "offset": offset}
 
 
 def _awlp_apply(block, est, params):

@@ -93,14 +93,35 @@ def _lpgauss_pan(block, est, params) -> torch.Tensor:
     return lp_filter_gauss(block.pan, block.ratio)
 
 
+def pan_equalisation(band_mean, band_std, pan_std, pan_mean):
+    """Gains and offsets of the per-band PAN equalisation ``P_b = a_b P + o_b`` (lazy arrays).
+
+    ``a_b = std_b / pan_std`` and ``o_b = mean_b - a_b pan_mean``: the PAN matched to band ``b``'s mean
+    and standard deviation. The methods differ only in which std stands for the PAN's (its own: the v1.3
+    methods and MF; its Gaussian low pass: MTF-GLP; its bicubic down/up version: AWLP; Indusion at two
+    scales) and in the band statistics (interpolated MS or LR MS).
+    """
+    scale = band_std / pan_std
+    return scale, band_mean - scale * pan_mean
+
+
+def v13_equalisation(ctx, params):
+    """The v1.3 per-band equalisation P_b = a_b (P - mean P) + mean MS_b with a_b = std(MS_b) / std(P),
+    statistics of the interpolated MS and of the PAN itself (one pass)."""
+    m = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)
+    C = ctx.ms_lr.shape[0]
+    scale, offset = pan_equalisation(m.mean[:C], m.std[:C], m.std[C], m.mean[C])
+    return {"scale": scale, "offset": offset, "ms_mean": m.mean[:C]}
+
+
 def _glp_equalisation(ctx, params):
     """Per-band PAN equalisation P_b = a_b (P - mean P) + mean MS_b, with a_b = std(MS_b)/std(LPG(P))."""
     pan_lp = ctx.tile_map(_lpgauss_pan, bands=1)
     m_ms = stats.moments([ctx.ms], ctx.valid_hr)
     m_lp = stats.moments([pan_lp], ctx.valid_hr)
     pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
-    scale = m_ms.std / m_lp.std[0]
-    return {"scale": scale, "offset": m_ms.mean - scale * pan_mean[0], "ms_mean": m_ms.mean}
+    scale, offset = pan_equalisation(m_ms.mean, m_ms.std, m_lp.std[0], pan_mean[0])
+    return {"scale": scale, "offset": offset, "ms_mean": m_ms.mean}
 
 
 def _mtf_decimate(block, x: torch.Tensor) -> torch.Tensor:
