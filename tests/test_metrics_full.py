@@ -252,3 +252,28 @@ def test_generic_sensor_warns():
         warnings.simplefilter("always")
         full_resolution(fused, ms, pan, metrics=["D_lambda_K"])
     assert any("sensor" in str(x.message) for x in w)
+
+
+@pytest.mark.parametrize("phase, value", [("corner", 1.5), ("toolbox", 2.0)])
+def test_evaluate_takes_the_phase_from_the_grids_or_the_fusion(phase, value):
+    """Default mode interpolates the MS at the phase of the georeferenced grids (or the one the fusion
+    recorded in its attrs), as geofuse.pansharpen did; the toolbox mode always uses ratio // 2."""
+    from .conftest import synthetic_pair
+
+    ms, pan = synthetic_pair((16, 24), 4, dtype=np.uint16, seed=2, phase=phase, chunks=None)
+    fused = geofuse.pansharpen(ms, pan, "gsa", sensor="IKONOS")
+    assert fused.attrs["geofuse_phase"] == f"[{value}, {value}]"
+    f, m, p = (a.values.astype(np.float64) for a in (fused, ms, pan))
+    want = full_resolution(f, m, p, sensor="IKONOS", phase=value, work="float64")
+    other = full_resolution(f, m, p, sensor="IKONOS", phase=3.5 - value, work="float64")
+    for src in (fused, fused.copy(data=fused.values)):      # with the attrs; then from the grids only
+        if src is not fused:
+            src.attrs.pop("geofuse_phase")
+        tab = geofuse.evaluate(src, ms=ms, pan=pan, protocol="full", work="float64", per_band=False)
+        got = dict(zip(tab.metric, tab.value))
+        for k in FULL:
+            assert got[k] == pytest.approx(want[k], rel=1e-9), (phase, k)
+        assert got["D_lambda_K"] != pytest.approx(other["D_lambda_K"], rel=1e-6)
+    tb = geofuse.evaluate(fused, ms=ms, pan=pan, protocol="full", compat="toolbox", per_band=False)
+    tb_want = full_resolution(f, m, p, sensor="IKONOS", compat="toolbox")
+    assert dict(zip(tb.metric, tb.value)) == pytest.approx(tb_want, rel=1e-12)

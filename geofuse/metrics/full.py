@@ -131,7 +131,7 @@ def _check_sizes(f, ms, pan, ratio, block, ms_exp):
                              expected=f"rows and cols multiples of S={block}", got=f"{rows}x{cols}",
                              fix=f"crop the fused image and the PAN to a multiple of {step} pixels (e.g. "
                                  f"{rows // step * step}x{cols // step * step}) and the MS by the ratio, or pass a "
-                                 f"block size that divides {rows} and {cols}" if (r2, c2) else "use a larger image")
+                                 f"block size that divides {rows} and {cols}" if r2 and c2 else "use a larger image")
     return ratio
 
 
