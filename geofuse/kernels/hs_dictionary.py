@@ -118,7 +118,7 @@ def gradient_magnitude(x: Tensor) -> Tensor:
 
 
 def dictionary_admm_apply(hs: Tensor, msi: Tensor, est: dict, ratio: int, phase, psf, *, sparsity: int = 3,
-                          prior_weight: float = 0.1, window: int = 2, lambda_phi: float = 2e-3, lambda_m: float = 1.0,
+                          prior_weight: float = 0.1, window: int = 2, lambda_phi: float = 5e-3, lambda_m: float = 1.0,
                           mu: float = 0.05, iters: int = 100, pad_lr: int = 4, return_stages: bool = False):
     """Steps 3-5 on one tile: ``hs`` (B, h, w), ``msi`` (K, ratio*h, ratio*w) -> fused (B, ratio*h, ratio*w).
 

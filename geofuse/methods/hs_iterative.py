@@ -224,7 +224,7 @@ def _dict_params(p_default: int) -> tuple[Parameter, ...]:
         Parameter("window", "int", 2, "radius in low-resolution pixels of the windows of the adaptive "
                   "injection coefficient", min=0),
         Parameter("p", "int", p_default, "subspace dimension of the variational step", min=1),
-        Parameter("lambda_phi", "float", 2e-3, "weight of the MSI-gradient-weighted vector TV (data scaled by "
+        Parameter("lambda_phi", "float", 5e-3, "weight of the MSI-gradient-weighted vector TV (data scaled by "
                   "the low-resolution maximum)", min=0.0),
         Parameter("lambda_m", "float", 1.0, "weight of the high-resolution data term", min=0.0),
         Parameter("mu", "float", 0.05, "ADMM penalty", min=1e-9),
