@@ -219,3 +219,41 @@ def test_jasper_dictionary_admm_beats_cnmf_and_glp_on_sam(jasper_metrics):
                                         "SRF (1.76 with the Sentinel-2A SRF given); it wins on Samson and Urban")
 def test_jasper_dictionary_admm_beats_glp_on_ergas(jasper_metrics):
     assert jasper_metrics["dictionary_admm"][1] < jasper_metrics["glp_hs"][1], jasper_metrics
+
+
+# -------------------------------------------------------------------------------------------------- PAN as MSI
+
+
+@pytest.mark.slow
+def test_dictionary_admm_with_a_pan_both_entry_points():
+    """The PAN case (a 1-band MSI): Jasper's Sentinel-2 MSI averaged into one band. Through
+    ``fuse_hyperspectral`` (dictionary_admm) and through ``pansharpen`` (dictionary_admm_pan) the same
+    torch function runs; both beat the interpolated HS (ERGAS, SAM)."""
+    shared_path("data", "hyperspectral", "HSI_jasperRidge2_R198.mat")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GEOFUSE_SRF_DIR", str(shared_path("data", "hyperspectral")))
+    from geofuse.metrics import reduced
+    from simulation.hyperspectral import load_cube, simulate
+
+    ref, hs, msi = simulate(load_cube("jasper"), 4, "Sentinel-2A", 35.0, seed=0)
+    mp.undo()
+    pan = msi.isel(band=slice(0, 7)).mean("band", keep_attrs=True).expand_dims(band=[1]).rio.write_crs(msi.rio.crs)
+    pan = pan.rio.write_transform(msi.rio.transform())
+    g = ref.values.astype(np.float64)
+
+    def score(x):
+        f = np.asarray(x, np.float64)
+        return float(reduced.sam(f, g)), float(reduced.ergas(f, g, 4))
+
+    fast = {"iters": 60}
+    a = geofuse.fuse_hyperspectral(hs, pan, "dictionary_admm", dtype="float32", **fast).values
+    hs_plain = hs.drop_vars("wavelength") if "wavelength" in hs.coords else hs
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = geofuse.pansharpen(hs_plain, pan, "dictionary_admm_pan", dtype="float32", **fast).values
+        interp = geofuse.pansharpen(hs_plain, pan, "exp", dtype="float32").values
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * float(np.abs(a).max()))
+    s_dict, s_exp = score(a), score(interp)
+    assert s_dict[0] < s_exp[0] and s_dict[1] < s_exp[1], (s_dict, s_exp)
