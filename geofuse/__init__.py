@@ -7,7 +7,7 @@ Main entry points::
     fused = geofuse.pansharpen(ms, pan, method="mtf_glp_hpm", sensor="WV3")   # lazy
     geofuse.write_raster(fused, "fused.tif", progress=True)
     ms_lr, pan_lr = geofuse.degrade.wald(ms, pan, sensor="WV3")               # Wald protocol
-    geofuse.evaluate(geofuse.pansharpen(ms_lr, pan_lr), reference=ms)         # Q2n, SAM, ERGAS
+    geofuse.evaluate(geofuse.pansharpen(ms_lr, pan_lr), reference=ms)         # tidy table: Q2n, Q, SAM, ERGAS, SCC, ...
 """
 
 __version__ = "0.1.0"
