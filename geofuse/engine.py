@@ -282,6 +282,14 @@ class Prepared:
     srf_smooth: float = 1e-4
 
     @cached_property
+    def valid_lr_joint(self) -> da.Array | None:
+        """(h, w) LR pixels valid in the LR input AND over their whole ratio x ratio HR block (for
+        regressions between the two grids, e.g. the MSI degraded onto the HS grid against the HS)."""
+        if self.valid_hr is None:
+            return self.valid_lr
+        return da.coarsen(np.all, self.valid_hr, {0: self.ratio, 1: self.ratio})
+
+    @cached_property
     def msi_lr(self) -> da.Array:
         """The high-resolution input (MSI / PAN) degraded onto the LR grid, lazily: Gaussian PSF with a
         FWHM of ``ratio`` HR pixels, sampled at the grid phase (the HS sensor's nominal blur)."""
@@ -388,7 +396,7 @@ def estimate_srf(ctx: "Prepared", smooth: float = 1e-4) -> da.Array:
     from . import stats
 
     B = ctx.ms_lr.shape[0]
-    m = stats.moments([ctx.ms_lr, ctx.msi_lr], ctx.valid_lr)
+    m = stats.moments([ctx.ms_lr, ctx.msi_lr], ctx.valid_lr_joint)
     k = (m.n - 1) / m.n
     raw = m.cov * k + m.mean[:, None] * m.mean[None, :]
     K = ctx.pan.shape[0]

@@ -150,7 +150,7 @@ def _lr_moments(ctx, params=None):
     how = (params or {}).get("fit_lr", "psf")
     msi_lr = ctx.msi_lr if how == "psf" else ctx.tile_map(_block_fit_lr, bands=ctx.pan.shape[0], grid="lr",
                                                            params=params)
-    return stats.moments([msi_lr, ctx.ms_lr], ctx.valid_lr)
+    return stats.moments([msi_lr, ctx.ms_lr], ctx.valid_lr_joint)
 
 
 # -------------------------------------------------------------------------------------------------- GLP-HS
