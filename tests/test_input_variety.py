@@ -65,6 +65,16 @@ CROP = 128  # PAN side of the crops
 ORIGIN = {"IKONOS": 256, "GeoEye1": 256, "WV2": 256, "WV3": 0}  # PAN offset of the crop (WV3 is 128 px)
 
 
+def assert_chunked_equal(chunked: np.ndarray, whole: np.ndarray, method: str, what: str) -> None:
+    """Bit-identical for exact-chunking methods; iterative methods (overlap + blending, their stated seam
+    bound) within 1 DN, as in the contract test."""
+    if registry.get(method).exact_chunking:
+        assert_array_equal(chunked, whole, err_msg=f"{method}: chunked != whole {what}")
+    else:
+        np.testing.assert_allclose(chunked.astype(float), whole.astype(float), rtol=0, atol=1.0,
+                                   err_msg=f"{method}: chunked != whole {what} beyond the seam bound")
+
+
 def _quiet(ms, pan, method, **kw) -> xr.DataArray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenericSensorWarning)
@@ -232,7 +242,7 @@ def test_scales_2_3_4(method, ratio, scale_pairs):
         if ratio == 2 and name == "WV2":  # ratios 3 and 4 are in the contract test; 8 bands there are not
             chunked = pansharpen(ms, pan, method, sensor=sensor, chunks=48)
             assert chunked.data.numblocks[1:] == (2, 2)
-            assert_array_equal(chunked.values, got, err_msg=f"{method} ratio {ratio}: chunked != whole")
+            assert_chunked_equal(chunked.values, got, method, f"at ratio {ratio}")
         if method == "exp":
             continue
         # detail injected: spatially closer to the truth than the interpolated MS. On the 4-band pair
@@ -286,7 +296,7 @@ def test_nodata_content_never_leaks(method, floating):
     if not floating:
         chunked = pansharpen(*_nodata_inputs(ms, pan, garbage[1], floating), method, sensor="IKONOS", chunks=64)
         assert chunked.data.numblocks[1:] == (2, 2)
-        assert_array_equal(chunked.values, a, err_msg=f"{method}: chunked != whole with nodata")
+        assert_chunked_equal(chunked.values, a, method, "with nodata")
     mask = _expected_mask(a.shape[1:])
     if floating:
         assert_array_equal(np.isnan(a).all(axis=0), mask)
