@@ -132,8 +132,8 @@ def _first_component(cov: np.ndarray, nb: int, toolbox: bool) -> np.ndarray:
 def _pca_estimate(ctx, params):
     nb = ctx.ms_lr.shape[0]
     m = _ms_pan_moments(ctx)
-    v = da.from_delayed(dask.delayed(_first_component)(m.cov, nb, ctx.compat == "toolbox"), shape=(nb,),
-                        dtype=np.float64)
+    v = da.map_blocks(_first_component, m.cov.rechunk(-1), nb, ctx.compat == "toolbox", drop_axis=1,
+                      chunks=((nb,),), dtype=np.float64, meta=np.empty((0,)))
     var_pc1 = (m.cov[:nb, :nb] * v[:, None] * v[None, :]).sum()
     scale, offset = _equalisation(0.0, var_pc1, m.mean[nb], m.cov[nb, nb])
     return {"pc1": v, "ms_mean": m.mean[:nb], "scale": scale, "offset": offset}
