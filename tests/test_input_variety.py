@@ -9,8 +9,10 @@ grids), cropped to PAN 128 x 128 to keep the file fast. Tests skip when ``../sha
 What is checked, and why it can fail:
 
 * **band counts** (4 and 8): finite output, every band's mean within 10 % of the MS band's mean, the
-  bulk of the pixels (0.5 .. 99.5 percentiles) inside the MS range widened by its width, and each fused
-  band correlated with the interpolated MS (EXP) -- garbage, a swapped band or a wrong gain fails.
+  bulk of the pixels (0.5 .. 99.5 percentiles) inside the MS range widened by its width, and the fused
+  image averaged back over each MS pixel correlated with the MS (Wald's consistency property, mean over
+  bands > 0.5; one band may lose it legitimately, e.g. PCA's NIR on GeoEye-1 where PC1 ~ NIR) --
+  garbage, a swapped band or a wrong gain fails.
 * **bit depths** (8-, 11-, 12-, 16-bit integers and float32): one 8-bit image ``u`` (the IKONOS crop
   divided by 8) is fed as ``k u`` with ``k = 2**(bits - 8)`` (exact integers in uint8 / uint16, and in
   float32). Pansharpening in DN is scale-equivariant (means, covariances, regressions, ratios and
@@ -22,8 +24,11 @@ What is checked, and why it can fail:
   the PAN is a fixed weighted sum of its bands, and the MS is its ``r x r`` block average
   (corner-aligned, as the products are gridded). Every method except the EXP baseline must inject
   spatial detail: the spatial correlation (Sobel-magnitude correlation, computed here with
-  ``scipy.ndimage.sobel``) of the fused image with the truth must beat EXP's, and chunked processing
-  must equal the whole image at every ratio (halos are derived from the ratio).
+  ``scipy.ndimage.sobel``) of the fused image with the truth must beat EXP's by 0.02 on the 4-band pair
+  and not be worse on the 8-band one (BDSD at ratio 2 gains nothing there). Chunked processing must
+  equal the whole image for the 8-band pair at ratio 2 (the contract test covers ratios 3 and 4 on 4
+  bands; halos are derived from the ratio). Iterative methods (``exact_chunking=False``) are held to the
+  contract's 1 DN seam bound instead of bit identity.
 * **nodata**: (a) the output must not depend on what lies under nodata: an MS pixel whose first band
   is nodata is invalid, so garbage in its other bands (two different garbage fills, or NaN in float
   inputs) must give bit-identical outputs, with nodata exactly where PAN-nodata or MS-nodata is and
