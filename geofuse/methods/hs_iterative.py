@@ -173,7 +173,7 @@ register(MethodSpec(
                   choices=("vca", "svd")),
         Parameter("halo", "int", 16, "overlap in MSI pixels around each chunk (absorbs the FFT's periodicity)",
                   min=0),
-        Parameter("pad", "int", 4, "half-sample mirror extension of each chunk, in HS pixels, before the FFT "
+        Parameter("pad", "int", 8, "half-sample mirror extension of each chunk, in HS pixels, before the FFT "
                   "solves", min=0),
         SEED, ESTIMATE_PIXELS),
     references=(SIMOES_2015, YOKOYA_2017),
@@ -230,7 +230,7 @@ def _dict_params(p_default: int) -> tuple[Parameter, ...]:
         Parameter("mu", "float", 0.05, "ADMM penalty", min=1e-9),
         Parameter("iters", "int", 100, "ADMM iterations (warm-started)", min=1),
         Parameter("halo", "int", 8, "ADMM overlap in high-resolution pixels around each chunk", min=0),
-        Parameter("pad", "int", 4, "half-sample mirror extension of each chunk (low-resolution pixels)", min=0),
+        Parameter("pad", "int", 8, "half-sample mirror extension of each chunk (low-resolution pixels)", min=0),
         SEED, ESTIMATE_PIXELS)
 
 
