@@ -70,6 +70,13 @@ def _t(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float64))
 
 
+def _pad_lr(params, ratio: int) -> int:
+    """Mirror pad in HS pixels: ``pad`` HS pixels, and at least ``4 * pad`` MSI pixels at ratios below 4
+    (the FFT wrap's reach is counted in MSI pixels)."""
+    p = int(params["pad"])
+    return max(p, math.ceil(4 * p / ratio))
+
+
 def _psf(block_or_ctx):
     return gaussian_psf_kernel(block_or_ctx.ratio, tuple(block_or_ctx.phase))
 
@@ -143,9 +150,9 @@ def _hysure_apply(block, est, params) -> torch.Tensor:
     hs, msi = hs / s, msi / s
     R = est["srf"]
     E = est["E"].to(msi)
-    X = hs_hysure.subspace_admm_mirrored(hs, msi, E, R.to(msi), block.ratio, _psf(block), pad_lr=params["pad"],
-                                         lambda_phi=params["lambda_phi"], lambda_m=params["lambda_m"],
-                                         mu=params["mu"], iters=params["iters"])
+    X = hs_hysure.subspace_admm_mirrored(hs, msi, E, R.to(msi), block.ratio, _psf(block),
+                                         pad_lr=_pad_lr(params, block.ratio), lambda_phi=params["lambda_phi"],
+                                         lambda_m=params["lambda_m"], mu=params["mu"], iters=params["iters"])
     return (s * torch.einsum("bp,phw->bhw", E, X)).to(block.dtype)
 
 
@@ -173,7 +180,8 @@ register(MethodSpec(
                   choices=("vca", "svd")),
         Parameter("halo", "int", 16, "overlap in MSI pixels around each chunk (absorbs the FFT's periodicity)",
                   min=0),
-        Parameter("pad", "int", 8, "half-sample mirror extension of each chunk, in HS pixels, before the FFT "
+        Parameter("pad", "int", 8, "half-sample mirror extension of each chunk, in HS pixels (at least 4x as many MSI "
+                  "pixels), before the FFT "
                   "solves", min=0),
         SEED, ESTIMATE_PIXELS),
     references=(SIMOES_2015, YOKOYA_2017),
@@ -206,7 +214,8 @@ def _dict_apply(block, est, params) -> torch.Tensor:
     return hs_dictionary.dictionary_admm_apply(
         hs, msi, est, block.ratio, tuple(block.phase), _psf(block), sparsity=params["sparsity"],
         prior_weight=params["prior_weight"], window=params["window"], lambda_phi=params["lambda_phi"],
-        lambda_m=params["lambda_m"], mu=params["mu"], iters=params["iters"], pad_lr=params["pad"]).to(block.dtype)
+        lambda_m=params["lambda_m"], mu=params["mu"], iters=params["iters"],
+        pad_lr=_pad_lr(params, block.ratio)).to(block.dtype)
 
 
 def _dict_halo(params, ratio: int) -> int:
@@ -230,7 +239,8 @@ def _dict_params(p_default: int) -> tuple[Parameter, ...]:
         Parameter("mu", "float", 0.05, "ADMM penalty", min=1e-9),
         Parameter("iters", "int", 100, "ADMM iterations (warm-started)", min=1),
         Parameter("halo", "int", 8, "ADMM overlap in high-resolution pixels around each chunk", min=0),
-        Parameter("pad", "int", 8, "half-sample mirror extension of each chunk (low-resolution pixels)", min=0),
+        Parameter("pad", "int", 8, "half-sample mirror extension of each chunk (low-resolution pixels; at "
+                  "least 4x as many high-resolution pixels)", min=0),
         SEED, ESTIMATE_PIXELS)
 
 
