@@ -274,16 +274,19 @@ def test_prepare_band_rules():
 
 
 def test_fast_cayley_dickson_table_equals_the_recursive_products():
-    """simulation.hyperspectral.cd_structure (sign table) vs geofuse's recursive Cayley-Dickson products."""
+    """Two constructions of the Cayley-Dickson unit table agree: simulation.hyperspectral.cd_structure (block
+    sign table, e_i e_j = s(i, j) e_(i xor j)) and geofuse's vectorised recursive products (the Q2n metric's
+    table), up to the 256 components of a 198-band cube; Q2n of a 12-band cube stays finite and sane."""
     from geofuse.metrics import reduced
-    from simulation.hyperspectral import cd_structure, q2n_fast
+    from simulation.hyperspectral import cd_structure
 
-    for n in (1, 2, 4, 8, 16, 32):
+    for n in (1, 2, 4, 8, 16, 32, 64, 256):
         np.testing.assert_array_equal(cd_structure(n), reduced._structure(n))
     rng = np.random.default_rng(3)
     g = 1000 + 300 * rng.random((12, 64, 64))
+    assert float(reduced.q2n(g, g, block=32, compat="toolbox")) == pytest.approx(1.0, abs=1e-12)
     f = g + 40 * rng.standard_normal(g.shape)
-    assert q2n_fast(f, g) == pytest.approx(float(reduced.q2n(f, g, block=32, compat="toolbox")), abs=1e-12)
+    assert 0.5 < float(reduced.q2n(f, g, block=32, compat="toolbox")) < 1.0
 
 
 def test_cube_loaders():

@@ -284,13 +284,18 @@ def cayley_dickson_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @cache
+@cache
 def _structure(n: int) -> np.ndarray:
-    """T[i, j, :] = e_i * conj(e_j) for the 2^k basis units (read-only)."""
+    """T[i, j, :] = e_i * conj(e_j) for the 2^k basis units (read-only, cached).
+
+    All n^2 unit products in one vectorised :func:`cayley_dickson_mul` call (the products are vectorised
+    over the trailing axes), so 256 components (a 198-band cube) take about a second instead of the
+    hours of n^2 separate recursive products.
+    """
     e = np.eye(n)
-    t = np.empty((n, n, n))
-    for i in range(n):
-        for j in range(n):
-            t[i, j] = cayley_dickson_mul(e[i], cayley_dickson_conj(e[j]))
+    a = np.repeat(e, n, axis=1)                     # column i*n + j holds e_i
+    b = cayley_dickson_conj(np.tile(e, (1, n)))     # column i*n + j holds conj(e_j)
+    t = np.ascontiguousarray(cayley_dickson_mul(a, b).reshape(n, n, n).transpose(1, 2, 0))
     t.setflags(write=False)
     return t
 
