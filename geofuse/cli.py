@@ -22,25 +22,27 @@ def _opt(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _method_params() -> dict[str, registry.Parameter]:
-    """Union of all methods' parameters (first definition wins; same name means same meaning)."""
+def _method_params(scenario: str | None = None) -> dict[str, registry.Parameter]:
+    """Union of the methods' parameters (first definition wins; same name means same meaning), of one
+    scenario's methods when ``scenario`` is given."""
     out: dict[str, registry.Parameter] = {}
-    for spec in registry.available():
+    for spec in registry.available(scenario):
         for p in spec.parameters:
             out.setdefault(p.name, p)
     return out
 
 
-def _users(name: str) -> list[str]:
-    return [s.name for s in registry.available() if any(p.name == name for p in s.parameters)]
+def _users(name: str, scenario: str | None = None) -> list[str]:
+    return [s.name for s in registry.available(scenario) if any(p.name == name for p in s.parameters)]
 
 
-def _add_method_options(ap: argparse.ArgumentParser) -> None:
+def _add_method_options(ap: argparse.ArgumentParser, scenario: str | None = None) -> None:
     grp = ap.add_argument_group("method parameters (generated from the registry; each applies to the "
                                 "methods named in its help)")
-    for name, p in _method_params().items():
+    for name, p in _method_params(scenario).items():
         kw: dict[str, Any] = {"dest": f"param_{name}", "default": None,
-                              "help": f"{p.doc} (default {p.default!r}; methods: {', '.join(_users(name))})"}
+                              "help": f"{p.doc} (default {p.default!r}; methods: "
+                                      f"{', '.join(_users(name, scenario))})"}
         if p.type == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -275,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     common(p)
-    _add_method_options(p)
+    _add_method_options(p, "pansharpening")
     p.set_defaults(func=cmd_pansharpen)
 
     p = sub.add_parser("fuse-hs", help="fuse a hyperspectral (HS) raster with a multispectral (or PAN) raster "
@@ -302,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     common(p)
-    _add_method_options(p)
+    _add_method_options(p, "hyperspectral")
     p.set_defaults(func=cmd_fuse_hs)
 
     p = sub.add_parser("simulate", help="Wald protocol: degrade an MS+PAN pair by the ratio into OUTDIR")

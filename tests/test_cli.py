@@ -33,13 +33,18 @@ def test_methods_lists_the_registry(capsys):
 
 
 def test_method_options_are_generated_from_the_registry():
-    """Every registered parameter becomes a --option of `pansharpen` (nothing written twice)."""
+    """Every parameter of a scenario's methods becomes a --option of that scenario's command (`pansharpen`,
+    `fuse-hs`; nothing written twice), and only those: a hyperspectral-only option is not offered to
+    `pansharpen`."""
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices["pansharpen"]
-    opts = {o for a in sub._actions for o in a.option_strings}
-    for spec in registry.available():
-        for p in spec.parameters:
-            assert "--" + p.name.replace("_", "-") in opts
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for command, scenario in (("pansharpen", "pansharpening"), ("fuse-hs", "hyperspectral")):
+        opts = {o for a in commands[command]._actions for o in a.option_strings}
+        own = {"--" + p.name.replace("_", "-") for s in registry.available(scenario) for p in s.parameters}
+        assert own and own <= opts, command
+        others = {"--" + p.name.replace("_", "-") for s in registry.available() if s.scenario != scenario
+                  for p in s.parameters} - own
+        assert not (others & opts), (command, sorted(others & opts))
 
 
 def test_pansharpen_writes_the_same_pixels_as_the_library(tiffs, capsys):
