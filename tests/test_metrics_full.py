@@ -126,6 +126,41 @@ def test_chunked_equals_unchunked(seed, tile, chunk, compat):
         assert float(got[k]) == pytest.approx(whole[k], rel=1e-9, abs=1e-12), k
 
 
+
+@pytest.mark.parametrize("work", ["float64", "float32"])
+def test_super_windows_equal_one_graph(work):
+    # Tiny super-windows (one tile each: tiles are at least as large as the halos, so 2 x 3 windows on
+    # 160 x 224), input chunks that match
+    # neither the tiles nor the windows: every tile must see the same pixels (halos included) as in the
+    # one-graph evaluation, which the toolbox rows above check; only the order of the float64 block sums
+    # differs. Each window is one task of the lazy graph that computes the window's own graph.
+    fused, ms, pan = _fr_case(1, lr=(40, 56))
+    kw = dict(sensor="IKONOS", work=work, chunks=32, per_band=True, p=2.0, q=1.5, alpha=0.7, beta=1.3)
+    one = full_resolution(fused, ms, pan, window=None, **kw)
+    calls = []
+
+    def counting(dsk, keys, **k):
+        calls.append(1)
+        return dask.get(dsk, keys, **k)
+
+    lazy_in = (da.from_array(fused, chunks=(4, 37, 51)), da.from_array(ms, chunks=(3, 9, 11)),
+               da.from_array(pan, chunks=(1, 45, 29)))
+    with dask.config.set(scheduler=counting):
+        lazy = full_resolution(*lazy_in, window=1, **kw)
+        assert not calls and all(isinstance(v, da.Array) for v in lazy.values())
+        got = dict(zip(lazy, dask.compute(*lazy.values())))
+    assert len(calls) == 1                            # one compute for all; windows run synchronously inside
+    keys = [str(k) for k in dict(lazy["HQNR"].__dask_graph__())]
+    assert sum(k.startswith("geofuse-fr-window-") for k in keys) == 6
+    eager = full_resolution(fused, ms, pan, window=1, **kw)
+    for k in FULL:
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(one[k]), rtol=1e-12, atol=0, err_msg=k)
+        np.testing.assert_allclose(np.asarray(eager[k]), np.asarray(one[k]), rtol=1e-12, atol=0, err_msg=k)
+    # the toolbox mode's circular borders need the whole image: window is ignored there
+    tb = full_resolution(fused, ms, pan, sensor="IKONOS", compat="toolbox", window=1)
+    tb1 = full_resolution(fused, ms, pan, sensor="IKONOS", compat="toolbox", window=None)
+    assert tb == tb1
+
 def test_lazy_and_one_compute_through_evaluate():
     fused, ms, pan = _fr_case(4)
     f = xr.DataArray(da.from_array(fused, chunks=(4, 40, 50)), dims=("band", "y", "x"))

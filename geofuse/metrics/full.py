@@ -23,8 +23,16 @@ fused image, the PAN and the MS plus the halos the filters need from the neighbo
 means and covariances as one batched Gram matrix). Tiles are aligned with the block grid (their size is a
 multiple of ``lcm(S, ratio)``; inputs with other chunks are rechunked inside), so no intermediate PAN-scale
 array exists and no task holds more than a tile, its halo and its temporaries. The MTF filter (41x41, not
-separable) runs as an FFT convolution per tile. Memory still grows slowly with the image *width*: the
-input chunks of about two rows of tiles wait for their neighbours' halos.
+separable) runs as an FFT convolution per tile.
+
+Flat memory: in one dask graph, the input chunks of about two rows of tiles wait for their neighbours'
+halos, so memory would grow with the image *width*. Images larger than ``window`` (default 2048 PAN pixels,
+whole tiles) are therefore evaluated one square super-window at a time: each window's inputs are sliced
+with the halos the filters need, its tiles computed with their own ``dask.compute`` and reduced to the sums
+of their block statistics, and the windows' sums merged (the statistics are per block, so this is exact up
+to the order of the float64 sums). Every tile sees the same pixels as in the one-graph evaluation; peak
+memory is that of one window, whatever the image size (the input chunks under a window's halo are read
+again by its neighbour: a few percent more reading).
 
 ``compat="toolbox"`` reproduces the toolbox exactly: interp23tap at the toolbox's phase ``ratio // 2``
 with circular borders (whole image in one tile), the uint16 cast inside Q2n, float64 throughout.
@@ -36,6 +44,7 @@ inputs without georeferencing) with symmetric borders, chunked, and float32 filt
 from __future__ import annotations
 
 import math
+import uuid
 from functools import lru_cache, partial
 from typing import Any, Iterable
 
@@ -52,6 +61,7 @@ __all__ = ["FULL", "d_lambda", "d_lambda_k", "d_s", "full_resolution", "hqnr", "
 FULL: tuple[str, ...] = ("D_lambda", "D_s", "QNR", "D_lambda_K", "HQNR")
 
 _DEFAULT_TILE = 512
+_DEFAULT_WINDOW = 2048
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +293,8 @@ def _tile_stats(f, m, p, pf, fm, *, block: int, bands: int, want_lambda: bool, w
 
 def _fr_tile(f, m, p, *, ratio: int, phase: float, border: str, kern, hf: int, hm: int, hp: int,
              multi: tuple[bool, bool], upsample_ms: bool, block: int, bands: int, want_lambda: bool, want_s: bool,
-             want_k: bool, cast: bool, work: str, device: str, block_info=None) -> np.ndarray:
+             want_k: bool, cast: bool, work: str, device: str, loc0: tuple[int, int] = (0, 0),
+             ntiles: tuple[int, int] | None = None, block_info=None) -> np.ndarray:
     """One PAN-scale tile, end to end: filters on the tile + halo (the image's own border rule where the tile
     touches the image border), halos trimmed, then the block statistics (:func:`_tile_stats`)."""
     import torch
@@ -296,6 +307,9 @@ def _fr_tile(f, m, p, *, ratio: int, phase: float, border: str, kern, hf: int, h
     dt = torch.float64 if work == "float64" else torch.float32
     if block_info and None in block_info:
         (_, iy, ix), (_, ny, nx) = block_info[None]["chunk-location"], block_info[None]["num-chunks"]
+        iy, ix = iy + loc0[0], ix + loc0[1]            # position in the whole image's tile grid (windows)
+        if ntiles is not None:
+            ny, nx = ntiles
         edges = (iy == 0, iy == ny - 1, ix == 0, ix == nx - 1)
     else:
         edges = (True, True, True, True)
@@ -326,6 +340,98 @@ def _fr_tile(f, m, p, *, ratio: int, phase: float, border: str, kern, hf: int, h
                        want_s=want_s, want_k=want_k, cast=cast)
 
 
+
+# --------------------------------------------------------------------------------------------------
+# super-windows: bounded memory
+# --------------------------------------------------------------------------------------------------
+
+def _groups(n: int, per: int) -> list[tuple[int, int]]:
+    """Consecutive runs of ``per`` tiles out of ``n`` (the last run takes the remainder)."""
+    out = [(i, min(n, i + per)) for i in range(0, n, per)]
+    if len(out) > 1 and out[-1][1] - out[-1][0] < per // 2:
+        out[-2:] = [(out[-2][0], n)]
+    return out
+
+
+class _Windows:
+    """The block statistics of one super-window of tiles (a lazy graph of its own), and their merge.
+
+    Window ``(ty0, ty1, tx0, tx1)`` (tile indices) slices each input to the window plus the halo its
+    filters need on the sides that are inside the image, rechunks it so that the outer tiles carry that halo,
+    overlaps its inner tiles, and maps :func:`_fr_tile` with the tiles' positions in the whole image's grid:
+    every tile sees exactly the pixels it sees when the image is evaluated as one graph.
+    :meth:`merged` makes one task per window that computes the window's graph with the synchronous
+    scheduler (in the worker thread that runs it: no nested thread pool), and one task that merges their
+    block sums: at most one window per scheduler thread is in memory at a time.
+    """
+
+    def __init__(self, f, m_lr, pn, me, tile_fn, ty, tx, ratio, block, nstat, hf, hm, hp, want_s):
+        self.f, self.m_lr, self.pn, self.me = f, m_lr, pn, me
+        self.tile_fn, self.ratio, self.block, self.nstat = tile_fn, ratio, block, nstat
+        self.ty, self.tx = tuple(ty), tuple(tx)
+        self.cy, self.cx = np.concatenate([[0], np.cumsum(ty)]), np.concatenate([[0], np.cumsum(tx)])
+        self.hf, self.hm, self.hp, self.want_s = hf, hm, hp, want_s
+
+    def _axis(self, sizes, cuts, t0, t1, scale, depth):
+        n = len(sizes)
+        d = depth if n > 1 else 0
+        lo, hi = (d if t0 > 0 else 0), (d if t1 < n else 0)
+        ch = [s // scale for s in sizes[t0:t1]]
+        ch[0] += lo
+        ch[-1] += hi
+        sl = slice(int(cuts[t0]) // scale - lo, int(cuts[t1]) // scale + hi)
+        return sl, tuple(ch), (d if t1 - t0 > 1 else 0)
+
+    def _sub(self, a, y, x, scale, depth):
+        import dask.array as da
+
+        sy, cy, dy = self._axis(self.ty, self.cy, y[0], y[1], scale, depth)
+        sx, cx, dx = self._axis(self.tx, self.cx, x[0], x[1], scale, depth)
+        chunks = ((a.shape[0],), cy, cx)
+        a = a[:, sy, sx]
+        a = a.rechunk(chunks) if _is_dask(a) else da.from_array(np.asarray(a), chunks=chunks)
+        if dy or dx:
+            a = da.overlap.overlap(a, depth={0: 0, 1: dy, 2: dx}, boundary="none")
+        return a
+
+    def stats(self, ty0: int, ty1: int, tx0: int, tx1: int):
+        """Lazy (nstat, block rows, block cols) statistics of the tiles ``[ty0, ty1) x [tx0, tx1)``."""
+        import dask.array as da
+
+        y, x = (ty0, ty1), (tx0, tx1)
+        F = self._sub(self.f, y, x, 1, self.hf)
+        M = self._sub(self.me, y, x, 1, 0) if self.me is not None else self._sub(self.m_lr, y, x, self.ratio, self.hm)
+        P = self._sub(self.pn, y, x, 1, self.hp) if self.want_s else F
+        b = self.block
+        return da.map_blocks(partial(self.tile_fn, loc0=(ty0, tx0)), F, M, P, dtype=np.float64,
+                             chunks=((self.nstat,), tuple(c // b for c in self.ty[ty0:ty1]),
+                                     tuple(c // b for c in self.tx[tx0:tx1])),
+                             token=f"geofuse-fr-block-stats-{ty0}-{tx0}")   # pairs blocks by position
+
+    def __call__(self, ty0: int, ty1: int, tx0: int, tx1: int) -> np.ndarray:
+        """The sums of the block statistics of one window, computed now (synchronous scheduler)."""
+        import dask
+
+        (s,) = dask.compute(self.stats(ty0, ty1, tx0, tx1).sum(axis=(1, 2)), scheduler="sync")
+        return np.asarray(s, dtype=np.float64)
+
+    def merged(self, windows: list[tuple[int, int, int, int]]):
+        """Lazy (nstat,) block means over the windows: one task per window, then their sum."""
+        import dask
+        import dask.array as da
+
+        nblocks = (int(self.cy[-1]) // self.block) * (int(self.cx[-1]) // self.block)
+        uid = uuid.uuid4().hex                    # no tokenize: it would hash (pickle) numpy inputs whole
+        fn = dask.delayed(self, pure=False, traverse=False)
+        parts = [fn(*w, dask_key_name=f"geofuse-fr-window-{uid}-{i}") for i, w in enumerate(windows)]
+        total = dask.delayed(_sum_over_nblocks)(parts, nblocks, dask_key_name=f"geofuse-fr-windows-{uid}")
+        return da.from_delayed(total, shape=(self.nstat,), dtype=np.float64)
+
+
+def _sum_over_nblocks(parts: list[np.ndarray], nblocks: int) -> np.ndarray:
+    return np.sum(parts, axis=0) / nblocks
+
+
 # --------------------------------------------------------------------------------------------------
 # the lazy evaluation
 # --------------------------------------------------------------------------------------------------
@@ -342,7 +448,8 @@ def full_resolution(fused: Any, ms: Any, pan: Any, *, ratio: int | None = None, 
                     metrics: Iterable[str] = FULL, block: int = 32, p: float = 1.0, q: float = 1.0,
                     alpha: float = 1.0, beta: float = 1.0, compat: str = "default", phase: Any = None,
                     ms_exp: Any = None, chunks: int = _DEFAULT_TILE, work: str | None = None,
-                    device: str = "cpu", per_band: bool = False) -> dict[str, Any]:
+                    device: str = "cpu", per_band: bool = False,
+                    window: int | None = _DEFAULT_WINDOW) -> dict[str, Any]:
     r"""The full-resolution indexes of ``fused`` from its inputs ``ms`` and ``pan``, lazily.
 
     Parameters
@@ -382,12 +489,19 @@ def full_resolution(fused: Any, ms: Any, pan: Any, *, ratio: int | None = None, 
         Torch device for the filters (``"cpu"``, ``"cuda"``, ``"auto"``).
     per_band : bool
         D_s also as ``bands + 1`` values: ``|Q(F_b, PAN) - Q(MS~_b, PAN_f)|`` per band, then D_s.
+    window : int or None
+        Super-window side in PAN pixels (rounded to whole tiles; default 2048). Larger images are evaluated
+        one window (with its halos) at a time, each with its own ``dask.compute``, and the windows' block
+        sums merged, so that peak memory does not grow with the image size (see the module docstring).
+        ``None`` or 0: the whole image as one graph. Toolbox mode always uses one window.
 
     Returns
     -------
     dict name -> value
         Floats for numpy inputs; lazy 0-d dask arrays (1-d for D_s with ``per_band``) when any input is
         a dask array: compute them together (``dask.compute(*d.values())``) so the tiles are read once.
+        For images larger than one ``window`` the lazy values share one task that runs the windows'
+        computes in turn (nested ``dask.compute``: fine with the threaded and synchronous schedulers).
 
     References
     ----------
@@ -446,29 +560,22 @@ def full_resolution(fused: Any, ms: Any, pan: Any, *, ratio: int | None = None, 
     ys = tuple(int(c) for c in engine._axis_chunks(rows // step, tile // step, min_steps))
     xs = tuple(int(c) for c in engine._axis_chunks(cols // step, tile // step, min_steps))
     grid = ((bands,), tuple(c * step for c in ys), tuple(c * step for c in xs))
-    lr_grid = ((bands,), tuple(c * step // r for c in ys), tuple(c * step // r for c in xs))
     multi_y, multi_x = len(ys) > 1, len(xs) > 1
-
-    def tiled(a, chunks, depth):
-        a = a.rechunk(chunks) if _is_dask(a) else da.from_array(np.asarray(a), chunks=chunks)
-        dy, dx = (depth if multi_y else 0), (depth if multi_x else 0)
-        if dy or dx:
-            a = da.overlap.overlap(a, depth={0: 0, 1: dy, 2: dx}, boundary="none")
-        return a
-
-    F = tiled(f, grid, hf)
-    M = tiled(me, grid, 0) if me is not None else tiled(m_lr, lr_grid, hm)
-    P = tiled(pn, ((1,),) + grid[1:], hp) if want_s else F
     npair = bands * (bands - 1) // 2
     nstat = (2 * npair if want_lambda else 0) + (2 * bands if want_s else 0) + (1 if want_k else 0)
     tile_fn = partial(_fr_tile, ratio=r, phase=ph, border=border, kern=kern, hf=hf,
                       hm=hm, hp=hp, multi=(multi_y, multi_x), upsample_ms=me is None, block=block, bands=bands,
                       want_lambda=want_lambda, want_s=want_s, want_k=want_k, cast=compat == "toolbox",
-                      work=work, device=device)
-    stats = da.map_blocks(tile_fn, F, M, P, dtype=np.float64,  # pairs blocks by position (shapes differ)
-                          chunks=((nstat,), tuple(c // block for c in grid[1]), tuple(c // block for c in grid[2])),
-                          token="geofuse-fr-block-stats")
-    means = stats.mean(axis=(1, 2))
+                      work=work, device=device, ntiles=(len(ys), len(xs)))
+    win = _Windows(f, m_lr, pn, me, tile_fn, grid[1], grid[2], r, block, nstat, hf, hm, hp, want_s)
+    side = max(grid[1][0], grid[2][0])                      # the tiles' side (at least the halos)
+    per = 0 if compat == "toolbox" or not window else max(1, round(int(window) / side))   # tiles per window side
+    groups_y = _groups(len(ys), per or len(ys))
+    groups_x = _groups(len(xs), per or len(xs))
+    if len(groups_y) * len(groups_x) == 1:
+        means = win.stats(0, len(ys), 0, len(xs)).mean(axis=(1, 2))
+    else:
+        means = win.merged([(y0, y1, x0, x1) for y0, y1 in groups_y for x0, x1 in groups_x])
 
     out: dict[str, Any] = {}
     at = 0
@@ -512,7 +619,8 @@ def _one(name: str):
     def func(fused: Any, ms: Any = None, pan: Any = None, *, ratio: int | None = None, sensor: Any = None,
              block: int = 32, p: float = 1.0, q: float = 1.0, alpha: float = 1.0, beta: float = 1.0,
              compat: str = "default", phase: Any = None, ms_exp: Any = None, chunks: int = _DEFAULT_TILE,
-             work: str | None = None, device: str = "cpu", per_band: bool = False) -> Any:
+             work: str | None = None, device: str = "cpu", per_band: bool = False,
+             window: int | None = _DEFAULT_WINDOW) -> Any:
         if ms is None or pan is None:
             raise InputError(f"{name} is a full-resolution index: it needs the MS and the PAN",
                              expected="ms=<low-resolution MS>, pan=<PAN>",
@@ -520,7 +628,7 @@ def _one(name: str):
                              fix=f"call {name.lower()}(fused, ms, pan, ...) with the inputs of the fusion")
         return full_resolution(fused, ms, pan, ratio=ratio, sensor=sensor, metrics=(name,), block=block, p=p, q=q,
                                alpha=alpha, beta=beta, compat=compat, phase=phase, ms_exp=ms_exp, chunks=chunks,
-                               work=work, device=device, per_band=per_band)[name]
+                               work=work, device=device, per_band=per_band, window=window)[name]
     func.__name__ = name.lower()
     func.__qualname__ = name.lower()
     func.__doc__ = (f"{name} of ``fused`` from its inputs ``ms`` and ``pan`` (see :func:`full_resolution` for the "

@@ -75,12 +75,12 @@ def _inputs(case: str, n: int, chunk: int):
     raise SystemExit(f"unknown case {case!r}")
 
 
-def child(case: str, n: int, chunk: int, tile: int | None = None) -> dict:
+def child(case: str, n: int, chunk: int, tile: int | None = None, window: int | None = None) -> dict:
     import dask
     import numpy as np
 
     dask.config.set(scheduler="threads")
-    out: dict = {"case": case, "n": n, "chunk": chunk, "tile": tile, "threads": os.cpu_count()}
+    out: dict = {"case": case, "n": n, "chunk": chunk, "tile": tile, "window": window, "threads": os.cpu_count()}
     if case == "rr_table":
         import geofuse
 
@@ -110,6 +110,8 @@ def child(case: str, n: int, chunk: int, tile: int | None = None) -> dict:
         value = q2n(*arrays)
     else:
         kw = {"chunks": tile} if tile else {}      # FR tile size (default: geofuse's)
+        if window is not None:                    # FR super-window (default: geofuse's; 0: one graph)
+            kw["window"] = window
         value = full_resolution(*arrays, sensor="IKONOS", metrics=("HQNR",), **kw)["HQNR"]
     out["build_s"] = time.perf_counter() - t0
     out["value"] = float(value.compute())
@@ -122,9 +124,10 @@ def child(case: str, n: int, chunk: int, tile: int | None = None) -> dict:
 # parent
 # --------------------------------------------------------------------------------------------------
 
-def _run(case: str, n: int, chunk: int, tile: int | None = None) -> dict:
+def _run(case: str, n: int, chunk: int, tile: int | None = None, window: int | None = None) -> dict:
     cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve()), "--child", case, str(n),
-           "--chunk", str(chunk)] + (["--tile", str(tile)] if tile else [])
+           "--chunk", str(chunk)] + (["--tile", str(tile)] if tile else []) + \
+        (["--window", str(window)] if window is not None else [])
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
@@ -186,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", nargs=2, metavar=("CASE", "N"))
     ap.add_argument("--chunk", type=int, default=CHUNK, help="input chunk size (PAN pixels)")
     ap.add_argument("--tile", type=int, default=None, help="full-resolution tile size (default: geofuse's, 512)")
+    ap.add_argument("--window", type=int, default=None,
+                    help="full-resolution super-window (PAN pixels; default: geofuse's, 2048; 0: one graph)")
     ap.add_argument("--sizes", default="4096,8192,16384")
     ap.add_argument("--cases", default="q2n,hqnr")
     ap.add_argument("--repeat", type=int, default=3)
@@ -194,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.chunk, args.tile)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.chunk, args.tile, args.window)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     cases = args.cases.split(",")
@@ -208,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         plan += [("rr_table", 1024)] * args.repeat
     groups: dict[tuple[str, int], list[dict]] = {}
     for case, n in plan:
-        res = _run(case, n, args.chunk, args.tile)
+        res = _run(case, n, args.chunk, args.tile, args.window)
         print(json.dumps(res), flush=True)
         groups.setdefault((case, n), []).append(res)
     WORK.mkdir(parents=True, exist_ok=True)
