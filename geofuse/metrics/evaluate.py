@@ -131,7 +131,7 @@ def full_resolution_table(fused: Any, ms: Any, pan: Any, *, metrics: Iterable[st
 
     ``params`` are those of :func:`geofuse.metrics.full.full_resolution` (``ratio``, ``sensor``,
     ``block``, ``p``, ``q``, ``alpha``, ``beta``, ``compat``, ``phase``, ``ms_exp``, ``chunks``, ``work``,
-    ``device``). D_s also gets per-band rows (``|Q(F_b, PAN) - Q(MS~_b, PAN_f)|``).
+    ``device``, ``window``). D_s also gets per-band rows (``|Q(F_b, PAN) - Q(MS~_b, PAN_f)|``).
     """
     chosen = _check_protocol_metrics("full", metrics)
     vals = full_resolution(fused, ms, pan, metrics=[m.name for m in chosen], per_band=per_band, **params)
