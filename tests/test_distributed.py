@@ -91,3 +91,23 @@ def test_write_raster_through_client(client, pair, tmp_path, suffix):
     assert back.dtype == np.uint16 and back.shape == out.shape
     assert back.rio.transform() == pan.rio.transform() and back.rio.crs == pan.rio.crs
     assert_array_equal(back.values, out.compute(scheduler="threads").values)
+
+
+def test_full_resolution_super_windows_on_the_cluster(client):
+    """The FR indexes' super-window tasks (each computes its own small graph synchronously inside the task)
+    run on distributed workers and give the single-graph values of the threaded scheduler."""
+    import dask.array as da
+
+    from geofuse.metrics.full import full_resolution
+
+    from geofuse.metrics.full import FULL
+
+    from .test_metrics_full import _fr_case
+
+    fused, ms, pan = _fr_case(1, lr=(40, 56))
+    one = full_resolution(fused, ms, pan, sensor="IKONOS", window=None)
+    lazy = full_resolution(da.from_array(fused, chunks=(4, 37, 51)), da.from_array(ms, chunks=(4, 9, 11)),
+                           da.from_array(pan, chunks=(1, 45, 29)), sensor="IKONOS", window=1)
+    got = dict(zip(lazy, client.gather(client.compute(list(lazy.values())))))
+    for k in FULL:
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(one[k]), rtol=1e-12, atol=0, err_msg=k)
