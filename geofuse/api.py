@@ -67,17 +67,7 @@ def pansharpen(ms: xr.DataArray, pan: xr.DataArray, method: str = "gsa", *,
         sensor, ms.sizes["band"], warn="mtf" in spec.tags)
     prep = engine.prepare(ms, pan, grid, halo_hr=spec.halo(p, grid.ratio), compat=compat,
                           interpolation=interpolation, sensor=sens, device=device, chunks=chunks)
-    fused = engine.fuse_prepared(spec, prep, p)
-    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(ms.dtype)
-    nd = nodata if nodata is not None else (engine.nodata_of(ms) if engine.nodata_of(ms) is not None
-                                            else engine.nodata_of(pan))
-    if nd is not None and np.issubdtype(out_dtype, np.integer):
-        info = np.iinfo(out_dtype)
-        if not (info.min <= nd <= info.max) or float(nd) != int(nd):
-            raise ParameterError("The nodata value does not fit the output dtype",
-                                 expected=f"an integer in [{info.min}, {info.max}]", got=str(nd),
-                                 fix="pass nodata= that fits, or dtype='float32'")
-    data = engine.to_output_dtype(fused, out_dtype, prep.valid_hr_apply, nd)
+    data, nd = _output(engine.fuse_prepared(spec, prep, p), prep, ms, pan, dtype, nodata)
     transform = grid.out_transform() if _has_transform(pan) else None
     attrs = {"geofuse_method": spec.name, "geofuse_params": json.dumps(p), "geofuse_ratio": grid.ratio,
              "geofuse_phase": json.dumps(list(grid.phase)), "geofuse_sensor": sens.name,
@@ -90,6 +80,21 @@ def pansharpen(ms: xr.DataArray, pan: xr.DataArray, method: str = "gsa", *,
             if d in pan.coords:
                 out = out.assign_coords({d: pan[d].values[s]})
     return out
+
+
+def _output(fused, prep, lr: xr.DataArray, hr: xr.DataArray, dtype: Any, nodata: float | None):
+    """The fused dask array cast to the output dtype (default the low-resolution input's), and its nodata
+    (default the low-resolution input's, else the high-resolution one's); invalid pixels set to nodata."""
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(lr.dtype)
+    nd = nodata if nodata is not None else (engine.nodata_of(lr) if engine.nodata_of(lr) is not None
+                                            else engine.nodata_of(hr))
+    if nd is not None and np.issubdtype(out_dtype, np.integer):
+        info = np.iinfo(out_dtype)
+        if not (info.min <= nd <= info.max) or float(nd) != int(nd):
+            raise ParameterError("The nodata value does not fit the output dtype",
+                                 expected=f"an integer in [{info.min}, {info.max}]", got=str(nd),
+                                 fix="pass nodata= that fits, or dtype='float32'")
+    return engine.to_output_dtype(fused, out_dtype, prep.valid_hr_apply, nd), nd
 
 
 def _has_transform(x: xr.DataArray) -> bool:
@@ -217,17 +222,7 @@ def fuse_hyperspectral(hs: xr.DataArray, ms: xr.DataArray, method: str = "glp_hs
     sens = _sensors.get(None, hs.sizes["band"], warn=False)
     prep = engine.prepare(hs, ms, grid, halo_hr=spec.halo(p, grid.ratio), interpolation=interpolation,
                           sensor=sens, device=device, chunks=chunks, hr_bands=None, srf=R)
-    fused = engine.fuse_prepared(spec, prep, p)
-    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(hs.dtype)
-    nd = nodata if nodata is not None else (engine.nodata_of(hs) if engine.nodata_of(hs) is not None
-                                            else engine.nodata_of(ms))
-    if nd is not None and np.issubdtype(out_dtype, np.integer):
-        info = np.iinfo(out_dtype)
-        if not (info.min <= nd <= info.max) or float(nd) != int(nd):
-            raise ParameterError("The nodata value does not fit the output dtype",
-                                 expected=f"an integer in [{info.min}, {info.max}]", got=str(nd),
-                                 fix="pass nodata= that fits, or dtype='float32'")
-    data = engine.to_output_dtype(fused, out_dtype, prep.valid_hr_apply, nd)
+    data, nd = _output(engine.fuse_prepared(spec, prep, p), prep, hs, ms, dtype, nodata)
     transform = grid.out_transform() if _has_transform(ms) else None
     attrs = {"geofuse_method": spec.name, "geofuse_params": json.dumps(p), "geofuse_ratio": grid.ratio,
              "geofuse_phase": json.dumps(list(grid.phase)), "geofuse_scenario": "hyperspectral",

@@ -106,6 +106,14 @@ def _scheduler(address: str | None) -> Iterator[Any]:
 # ---------------------------------------------------------------------------------------------- commands
 
 
+def _report_written(out, path, seconds: float, as_json: bool) -> None:
+    """One line (or a JSON summary) about a fused raster written by ``pansharpen`` / ``fuse-hs``."""
+    print(json.dumps({"output": str(path), "method": out.attrs["geofuse_method"], "shape": list(out.shape),
+                      "dtype": str(out.dtype), "ratio": out.attrs["geofuse_ratio"],
+                      "seconds": round(seconds, 3)}) if as_json else
+          f"wrote {path} ({out.attrs['geofuse_method']}, {out.shape[0]} bands, {out.shape[1]}x{out.shape[2]}, "
+          f"{out.dtype}) in {seconds:.2f} s")
+
 def cmd_methods(args) -> int:
     specs = [registry.get(args.name)] if args.name else registry.available()
     if args.json:
@@ -141,12 +149,7 @@ def cmd_pansharpen(args) -> int:
                          chunks=args.chunks, device=args.device, params=params)
         path = write_raster(out, args.out, driver=args.driver, progress=args.progress, scheduler=client,
                             overwrite=args.overwrite, compress=args.compress)
-    dt = time.perf_counter() - t0
-    print(json.dumps({"output": str(path), "method": out.attrs["geofuse_method"], "shape": list(out.shape),
-                      "dtype": str(out.dtype), "ratio": out.attrs["geofuse_ratio"],
-                      "seconds": round(dt, 3)}) if args.json else
-          f"wrote {path} ({out.attrs['geofuse_method']}, {out.shape[0]} bands, {out.shape[1]}x{out.shape[2]}, "
-          f"{out.dtype}) in {dt:.2f} s")
+    _report_written(out, path, time.perf_counter() - t0, args.json)
     return 0
 
 
@@ -173,12 +176,7 @@ def cmd_fuse_hs(args) -> int:
                                  nodata=args.nodata, chunks=args.chunks, device=args.device, params=params)
         path = write_raster(out, args.out, driver=args.driver, progress=args.progress, scheduler=client,
                             overwrite=args.overwrite, compress=args.compress)
-    dt = time.perf_counter() - t0
-    print(json.dumps({"output": str(path), "method": out.attrs["geofuse_method"], "shape": list(out.shape),
-                      "dtype": str(out.dtype), "ratio": out.attrs["geofuse_ratio"],
-                      "seconds": round(dt, 3)}) if args.json else
-          f"wrote {path} ({out.attrs['geofuse_method']}, {out.shape[0]} bands, {out.shape[1]}x{out.shape[2]}, "
-          f"{out.dtype}) in {dt:.2f} s")
+    _report_written(out, path, time.perf_counter() - t0, args.json)
     return 0
 
 
