@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from .filters import correlate_separable, pad, undecimated_lowpass, undecimated_lowpass_halo
+from .filters import correlate_separable, undecimated_lowpass, undecimated_lowpass_halo
 from .mra import EPS
-from .resample import cascade_taps
+from .resample import apply_polyphase, cascade_taps
 
 __all__ = [
     "box_size",
@@ -338,23 +338,9 @@ def upsampling7tap(x: torch.Tensor, ratio: int, phase: tuple[float, float], mode
     -------
     (C, h * ratio, w * ratio) tensor
     """
-    for axis, p in ((1, phase[0]), (2, phase[1])):
+    for axis, p in ((0, phase[0]), (1, phase[1])):
         taps, M = upsampling7tap_taps(int(ratio), float(p))
-        C, H, W = x.shape
-        n = x.shape[axis]
-        xp = pad(x, M, M, 0, 0, mode) if axis == 1 else pad(x, 0, 0, M, M, mode)
-        phases = []
-        for j in range(ratio):
-            acc = None
-            for m in range(taps.shape[1]):
-                w = float(taps[j, m])
-                if w == 0.0:
-                    continue
-                v = xp.narrow(axis, m, n)
-                acc = v * w if acc is None else acc.add_(v, alpha=w)
-            phases.append(acc if acc is not None else torch.zeros_like(x))
-        y = torch.stack(phases, dim=axis + 1)
-        x = y.reshape(C, H * ratio, W) if axis == 1 else y.reshape(C, H, W * ratio)
+        x = apply_polyphase(x, taps, M, axis, mode)
     return x
 
 

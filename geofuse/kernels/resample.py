@@ -152,8 +152,9 @@ def upsample_halo(ratio: int, phase: tuple[float, float] | float, kind: str = "i
     return max(polyphase_taps(ratio, float(p), kind)[1] for p in ph)
 
 
-def _upsample_axis(x: torch.Tensor, ratio: int, phase: float, kind: str, mode: str, axis: int) -> torch.Tensor:
-    """One axis of the polyphase interpolator.
+def apply_polyphase(x: torch.Tensor, taps: np.ndarray, M: int, axis: int, mode: str) -> torch.Tensor:
+    """Upsample ``x`` (C, H, W) along ``axis`` (0 = rows, 1 = columns) by the polyphase filter ``taps``
+    (ratio x (2M+1): row j gives output phase j from LR samples -M..M), with border rule ``mode``.
 
     Each output phase is a short sum of shifted views of the padded input (one multiply-add per
     non-zero tap); the phases are interleaved by a stack + reshape. This is 2-3x faster on the CPU than
@@ -161,7 +162,7 @@ def _upsample_axis(x: torch.Tensor, ratio: int, phase: float, kind: str, mode: s
     """
     from .filters import pad
 
-    taps, M = polyphase_taps(ratio, float(phase), kind)
+    ratio = taps.shape[0]
     C, H, W = x.shape
     n = H if axis == 0 else W
     xp = pad(x, M, M, 0, 0, mode) if axis == 0 else pad(x, 0, 0, M, M, mode)
@@ -177,6 +178,12 @@ def _upsample_axis(x: torch.Tensor, ratio: int, phase: float, kind: str, mode: s
         phases.append(acc if acc is not None else torch.zeros_like(x))
     y = torch.stack(phases, dim=2 + axis)  # (C, H, ratio, W) or (C, H, W, ratio)
     return y.reshape(C, H * ratio, W) if axis == 0 else y.reshape(C, H, W * ratio)
+
+
+def _upsample_axis(x: torch.Tensor, ratio: int, phase: float, kind: str, mode: str, axis: int) -> torch.Tensor:
+    """One axis of the polyphase interpolator (:func:`apply_polyphase` with :func:`polyphase_taps`)."""
+    taps, M = polyphase_taps(ratio, float(phase), kind)
+    return apply_polyphase(x, taps, M, axis, mode)
 
 
 def upsample(x: torch.Tensor, ratio: int, phase: tuple[float, float] | float, kind: str = "interp23tap",
