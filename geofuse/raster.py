@@ -42,3 +42,24 @@ def transform_of(x: xr.DataArray) -> Affine | None:
     from .grid import is_georeferenced
 
     return x.rio.transform() if is_georeferenced(x) else None
+
+
+def nodata_of(x: Any) -> float | None:
+    """The nodata value of a raster: rioxarray's (attribute) nodata, else ``_FillValue``; None if none.
+
+    ``NaN`` when the raster was opened with ``masked=True`` (rioxarray moved the nodata into
+    ``encoded_nodata`` and the pixels are NaN). Plain numpy/dask arrays have none.
+    """
+    if not (hasattr(x, "attrs") and hasattr(x, "dims")):
+        return None
+    nd = None
+    try:
+        nd = x.rio.nodata
+        if nd is None and x.rio.encoded_nodata is not None:
+            nd = float("nan")
+    except Exception:  # noqa: BLE001 - rioxarray not applicable to this object
+        nd = None
+    if nd is None:
+        nd = x.attrs.get("_FillValue", getattr(x, "encoding", {}).get("_FillValue"))
+    return None if nd is None else float(nd)
+

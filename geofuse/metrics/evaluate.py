@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import InputError, ParameterError
 from . import get
 from .full import FULL, full_resolution
-from .reduced import _check_compat, _is_dask, _unwrap, cut_border
+from .reduced import _check_compat, _is_dask, _unwrap, cut_border, joint_valid, valid_mask
 
 __all__ = ["COLUMNS", "FULL", "PROTOCOLS", "REDUCED", "evaluate_table", "full_resolution_table",
            "reduced_resolution"]
@@ -103,18 +103,32 @@ def reduced_resolution(fused: Any, ref: Any, ratio: float,
     per_band : bool
         Add the per-band rows of the metrics that have them.
     **params
-        Passed to the metrics that accept them (``data_range`` for PSNR/SSIM, ``scc_variant="v1.3"``).
+        Passed to the metrics that accept them (``data_range`` for PSNR/SSIM, ``scc_variant="v1.3"``,
+        ``valid``: a (rows, cols) boolean mask of the pixels to evaluate).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``metric, band, value, higher_is_better, ideal`` (see the module docstring).
+
+    Notes
+    -----
+    Nodata: a pixel that is the declared nodata (``.rio.nodata`` / ``_FillValue``; NaN for rasters
+    opened with ``masked=True``) in any band of either image never enters an index. Pixel-wise indexes
+    (SAM, ERGAS, RMSE, PSNR, CC) average over the valid pixels; the window and block indexes (Q, SSIM,
+    Q2n) leave out every window or block that contains an invalid pixel, SCC every pixel whose 3x3
+    Sobel support does. Without a declared nodata every pixel counts (and a NaN makes the index NaN).
     """
     compat = _check_compat(compat)
     chosen = [get(m) for m in metrics]
+    valid = params.pop("valid", None)
+    if valid is None:
+        valid = joint_valid(fused, ref)
     f = cut_border(_unwrap(fused, "fused"), dim_cut)
     g = cut_border(_unwrap(ref, "ref"), dim_cut)
-    base = {"ratio": ratio, "compat": compat, "block": block, **params}
+    if valid is not None:
+        valid = cut_border(getattr(valid, "data", valid), dim_cut)
+    base = {"ratio": ratio, "compat": compat, "block": block, "valid": valid, **params}
     lazy = [_call(m, f, g, {**base, "per_band": per_band and m.per_band}) for m in chosen]
     if any(_is_dask(v) for v in lazy):
         import dask
@@ -125,6 +139,19 @@ def reduced_resolution(fused: Any, ref: Any, ratio: float,
     return pd.DataFrame(_rows(chosen, values, _band_names(f.shape[0], fused, ref)), columns=COLUMNS)
 
 
+def _refuse_nodata(counts: dict) -> None:
+    """The full-resolution indexes have no nodata masking: refuse images that contain nodata pixels."""
+    bad = {k: int(v) for k, v in counts.items() if int(v) > 0}
+    if bad:
+        raise InputError("The full-resolution indexes cannot leave nodata pixels out (their MTF filters and "
+                         "32x32 blocks would mix them into valid blocks)",
+                         expected="fused, MS and PAN without nodata pixels",
+                         got=", ".join(f"{n:,} nodata pixels in the {k}" for k, n in bad.items()),
+                         fix="evaluate a crop inside the valid area (e.g. .isel(x=..., y=...) on all three, "
+                             "with the PAN window a multiple of 32 pixels), or use the reduced-resolution "
+                             "protocol, which masks nodata")
+
+
 def full_resolution_table(fused: Any, ms: Any, pan: Any, *, metrics: Iterable[str] | None = None,
                           per_band: bool = True, **params: Any) -> pd.DataFrame:
     """Full-resolution quality of ``fused`` from its MS and PAN as a tidy table.
@@ -132,14 +159,24 @@ def full_resolution_table(fused: Any, ms: Any, pan: Any, *, metrics: Iterable[st
     ``params`` are those of :func:`geofuse.metrics.full.full_resolution` (``ratio``, ``sensor``,
     ``block``, ``p``, ``q``, ``alpha``, ``beta``, ``compat``, ``phase``, ``ms_exp``, ``chunks``, ``work``,
     ``device``, ``window``). D_s also gets per-band rows (``|Q(F_b, PAN) - Q(MS~_b, PAN_f)|``).
+
+    Images with a declared nodata are checked in the same computation: if any of the three contains
+    nodata pixels an :class:`~geofuse.errors.InputError` says how many and how to crop, instead of a
+    table mixing nodata into the indexes.
     """
     chosen = _check_protocol_metrics("full", metrics)
+    nodata = {name: (~m).sum() for name, m in (("fused", valid_mask(fused)), ("ms", valid_mask(ms)),
+                                                ("pan", valid_mask(pan))) if m is not None}
+    eager = {k: v for k, v in nodata.items() if not _is_dask(v)}
+    _refuse_nodata(eager)
     vals = full_resolution(fused, ms, pan, metrics=[m.name for m in chosen], per_band=per_band, **params)
     values = list(vals.values())
-    if any(_is_dask(v) for v in values):
+    lazy_counts = {k: v for k, v in nodata.items() if _is_dask(v)}
+    if any(_is_dask(v) for v in values) or lazy_counts:
         import dask
 
-        values = list(dask.compute(*values))
+        *values, counts = dask.compute(*values, lazy_counts)
+        _refuse_nodata(counts)
     return pd.DataFrame(_rows(chosen, values, _band_names(np.shape(fused)[0], fused, ms)), columns=COLUMNS)
 
 

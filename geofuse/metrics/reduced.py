@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 
-__all__ = ["cayley_dickson_conj", "cayley_dickson_mul", "cut_border", "ergas", "q2n", "sam"]
+__all__ = ["cayley_dickson_conj", "cayley_dickson_mul", "cut_border", "ergas", "q2n", "sam", "valid_mask"]
 
 _COMPAT = ("default", "toolbox")
 _EPS = float(np.finfo(np.float64).eps)  # MATLAB's eps, used by the toolbox for std == 0
@@ -84,6 +84,86 @@ def _pair(fused: Any, ref: Any) -> tuple[Any, Any, bool]:
         if not _is_dask(g):
             g = da.asarray(g, chunks=f.chunks)
     return f, g, lazy
+
+
+def valid_mask(x: Any, nodata: float | None = None) -> Any:
+    """``(rows, cols)`` boolean mask of the pixels that are valid in every band, or None.
+
+    A pixel is invalid where any band equals the raster's declared nodata (``.rio.nodata`` or
+    ``_FillValue`` of a DataArray, or the ``nodata`` argument); a NaN nodata (rioxarray's
+    ``masked=True``) makes NaN pixels invalid. Without a declared nodata there is no mask (None): a NaN
+    the fusion produced is *not* hidden, it makes the metric NaN.
+
+    Parameters
+    ----------
+    x : numpy/dask array or DataArray (bands, rows, cols)
+    nodata : float, optional
+        Overrides the declared value.
+
+    Returns
+    -------
+    numpy or dask bool array (rows, cols), or None.
+    """
+    from ..raster import nodata_of
+
+    nd = nodata if nodata is not None else nodata_of(x)
+    if nd is None:
+        return None
+    a = _unwrap(x, "image")
+    bad = np.isnan(a) if math.isnan(nd) else (a == nd)
+    return ~bad.any(axis=0)
+
+
+def joint_valid(*images: Any) -> Any:
+    """The pixels valid in all ``images`` (:func:`valid_mask` of each, combined), or None if none declares nodata."""
+    masks = [m for m in (valid_mask(x) for x in images) if m is not None]
+    if not masks:
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = out & m
+    return out
+
+
+def _pair_valid(fused: Any, ref: Any, valid: Any = None) -> tuple[Any, Any, bool, Any]:
+    """:func:`_pair` plus the mask of the pixels valid in both images (None: all valid).
+
+    ``valid`` (rows, cols) is used when given, else it comes from the declared nodata of the two images
+    (:func:`valid_mask`). Invalid pixels are set to 0 in both images, so that a sum over all pixels is the
+    sum over the valid ones and no nodata value or NaN reaches a statistic; callers exclude every pixel,
+    window or block that touches an invalid pixel.
+    """
+    if valid is None:
+        valid = joint_valid(fused, ref)
+    f, g, lazy = _pair(fused, ref)
+    if valid is None:
+        return f, g, lazy, None
+    if hasattr(valid, "dims") and hasattr(valid, "data"):
+        valid = valid.data
+    if tuple(valid.shape) != tuple(f.shape[1:]):
+        raise InputError("The valid-pixel mask does not match the images",
+                         expected=f"a (rows, cols) mask of shape {tuple(f.shape[1:])}",
+                         got=f"shape {tuple(valid.shape)}", fix="pass valid= on the images' grid (after any crop)")
+    if lazy:
+        import dask.array as da
+
+        valid = da.asarray(valid).astype(bool).rechunk(f.chunks[1:])
+        # the fill makes the invalid pixels 0 in the image's own dtype
+        f = da.where(valid[None], f, f.dtype.type(0))
+        g = da.where(valid[None], g, g.dtype.type(0))
+    else:
+        valid = np.asarray(valid, dtype=bool)
+        f = np.where(valid[None], f, f.dtype.type(0))
+        g = np.where(valid[None], g, g.dtype.type(0))
+    return f, g, lazy, valid
+
+
+def valid_mean(x: Any, valid: Any) -> Any:
+    """Per-band mean over the valid pixels of ``x`` (bands, rows, cols), which is 0 at invalid pixels."""
+    if valid is None:
+        return x.mean(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return x.sum(axis=(1, 2)) / valid.sum(dtype=np.float64)
 
 
 def _result(x: Any, lazy: bool) -> Any:
@@ -151,7 +231,7 @@ def cut_border(x: Any, dim_cut: int) -> Any:
 # SAM
 # --------------------------------------------------------------------------------------------------
 
-def sam(fused: Any, ref: Any) -> Any:
+def sam(fused: Any, ref: Any, valid: Any = None) -> Any:
     r"""Spectral Angle Mapper, in degrees (mean over pixels).
 
     .. math::
@@ -171,6 +251,9 @@ def sam(fused: Any, ref: Any) -> Any:
     ----------
     fused, ref : array (bands, rows, cols)
         numpy, dask or DataArray; same shape.
+    valid : array (rows, cols) of bool, optional
+        Pixels to evaluate; default: those that are not the declared nodata of either image
+        (:func:`valid_mask`). Invalid pixels are excluded like zero spectra.
 
     Returns
     -------
@@ -181,7 +264,7 @@ def sam(fused: Any, ref: Any) -> Any:
     Yuhas, Goetz, Boardman (1992), JPL AVIRIS workshop. Vivone et al. (2015),
     doi:10.1109/TGRS.2014.2361734.
     """
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     if lazy:
         f = f.rechunk({0: -1})
         g = g.rechunk({0: -1})
@@ -192,9 +275,9 @@ def sam(fused: Any, ref: Any) -> Any:
     u = nb * a - na * b
     v = nb * a + na * b
     ang = 2.0 * np.arctan2(np.sqrt((u * u).sum(axis=0)), np.sqrt((v * v).sum(axis=0)))
-    valid = (na * nb) != 0
-    total = np.where(valid, ang, 0.0).sum(dtype=np.float64)
-    count = valid.sum()
+    keep = (na * nb) != 0     # invalid pixels were zeroed by _pair_valid: excluded here too
+    total = np.where(keep, ang, 0.0).sum(dtype=np.float64)
+    count = keep.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         out = total / count * (180.0 / np.pi)
     return _result(out, lazy)
@@ -204,7 +287,7 @@ def sam(fused: Any, ref: Any) -> Any:
 # ERGAS
 # --------------------------------------------------------------------------------------------------
 
-def ergas(fused: Any, ref: Any, ratio: float) -> Any:
+def ergas(fused: Any, ref: Any, ratio: float, valid: Any = None) -> Any:
     r"""ERGAS (erreur relative globale adimensionnelle de synthèse).
 
     .. math::
@@ -222,6 +305,8 @@ def ergas(fused: Any, ref: Any, ratio: float) -> Any:
     ratio : float > 0
         Pixel-size ratio of low- to high-resolution images (the toolbox passes ``ratio``; no default
         on purpose).
+    valid : array (rows, cols) of bool, optional
+        Pixels to evaluate (means over them only); default from the declared nodata (:func:`valid_mask`).
 
     Returns
     -------
@@ -233,12 +318,12 @@ def ergas(fused: Any, ref: Any, ratio: float) -> Any:
     Vivone et al. (2015), doi:10.1109/TGRS.2014.2361734.
     """
     ratio = _check_positive(ratio, "ratio")
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     a = f.astype(np.float64)
     b = g.astype(np.float64)
     d = b - a
-    mse = (d * d).mean(axis=(1, 2))
-    mu = b.mean(axis=(1, 2))
+    mse = valid_mean(d * d, ok)
+    mu = valid_mean(b, ok)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = (100.0 / float(ratio)) * np.sqrt((mse / (mu * mu)).mean())
     return _result(out, lazy)
@@ -342,6 +427,23 @@ def _block_moments(arrays: Sequence[np.ndarray], block: int, dtype: Any = np.flo
     return mu, cov
 
 
+def _mean_kept(q: Any) -> Any:
+    """Mean of the non-NaN values of a numpy or dask array (NaN if there are none)."""
+    kept = ~np.isnan(q)
+    total, count = np.where(kept, q, 0.0).sum(), kept.sum()
+    if isinstance(total, np.generic | np.ndarray):
+        return total / count if count else math.nan
+    return total / count
+
+
+def _q2n_blocks_valid(f: np.ndarray, g: np.ndarray, ok: np.ndarray, block: int) -> np.ndarray:
+    """:func:`_q2n_blocks`, NaN for the blocks that contain an invalid pixel (``ok`` (1, h, w) False)."""
+    q = _q2n_blocks(f, g, block)
+    c, h, w = np.shape(ok)
+    full = np.asarray(ok).reshape(h // block, block, w // block, block).all(axis=(1, 3))
+    return np.where(full, q, np.nan)
+
+
 def _q2n_blocks(f: np.ndarray, g: np.ndarray, block: int) -> np.ndarray:
     r"""Per-block hypercomplex quality of one chunk whose rows/cols are multiples of ``block``.
 
@@ -392,7 +494,8 @@ def _aligned_chunk(chunks: tuple[int, ...], block: int) -> int | None:
     return max(size, -(-_MIN_ALIGNED // block) * block)
 
 
-def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat: str = "default") -> Any:
+def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat: str = "default",
+        valid: Any = None) -> Any:
     r"""Q2n: the hypercomplex (Cayley-Dickson) universal image quality index, mean over blocks.
 
     For each ``block x block`` window (non-overlapping when ``shift == block``, the toolbox's
@@ -429,6 +532,9 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
         uint16 first (round half away from zero, clip to [0, 65535], NaN -> 0): use it for images in
         digital numbers and to compare with published tables. ``"default"`` uses the same math on the
         values as given (no quantisation; works for reflectances in [0, 1]).
+    valid : array (rows, cols) of bool, optional
+        Pixels to evaluate; default from the declared nodata (:func:`valid_mask`). A block that contains
+        an invalid pixel (after the mirror padding) is left out of the mean.
 
     Returns
     -------
@@ -457,9 +563,11 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
         raise ParameterError("shift larger than block skips pixels", expected=f"shift <= block ({block})",
                              got=f"shift={shift}",
                              fix="use shift == block (non-overlapping, the toolbox default)")
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     if compat == "toolbox":
         f, g = _to_uint16_values(f), _to_uint16_values(g)
+    if ok is not None:
+        ok = ok[None]
     _, rows, cols = g.shape
     ny, nx = -(-rows // shift), -(-cols // shift)
     pad_r = (ny - 1) * shift + block - rows
@@ -469,7 +577,11 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
     if not lazy:
         f = np.pad(np.asarray(f, dtype=np.float64), pad, mode="symmetric")
         g = np.pad(np.asarray(g, dtype=np.float64), pad, mode="symmetric")
+        if ok is not None:
+            ok = np.pad(ok, pad, mode="symmetric")
         if shift == block:
+            if ok is not None:
+                return float(_mean_kept(_q2n_blocks_valid(f, g, ok, block)))
             return float(_q2n_blocks(f, g, block).mean())
         # overlapping blocks: gather the windows, then one (C, block, n*block) strip per block row
         from numpy.lib.stride_tricks import sliding_window_view
@@ -478,6 +590,8 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
             w = sliding_window_view(a, (block, block), axis=(1, 2))[:, ::shift, ::shift]
             c, wy, wx = w.shape[:3]
             return w.transpose(0, 1, 3, 2, 4).reshape(c, wy * block, wx * block)
+        if ok is not None:
+            return float(_mean_kept(_q2n_blocks_valid(windows(f), windows(g), windows(ok), block)))
         return float(_q2n_blocks(windows(f), windows(g), block).mean())
 
     if shift != block:
@@ -489,6 +603,8 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
     if pad_r or pad_c:
         f = da.pad(f, pad, mode="symmetric")
         g = da.pad(g, pad, mode="symmetric")
+        if ok is not None:
+            ok = da.pad(ok, pad, mode="symmetric")
     new = {0: -1}
     for ax in (1, 2):
         aligned = _aligned_chunk(g.chunks[ax], block)
@@ -496,7 +612,12 @@ def q2n(fused: Any, ref: Any, block: int = 32, shift: int | None = None, compat:
             new[ax] = aligned
     g = g.rechunk(new)
     f = f.rechunk(g.chunks)
-    qmap = da.map_blocks(_q2n_blocks, f, g, block=block, drop_axis=0, dtype=np.float64,
-                         chunks=tuple(tuple(c // block for c in cs) for cs in g.chunks[1:]),
-                         token="geofuse-q2n-blocks")
-    return qmap.mean()
+    out_chunks = tuple(tuple(c // block for c in cs) for cs in g.chunks[1:])
+    if ok is None:
+        qmap = da.map_blocks(_q2n_blocks, f, g, block=block, drop_axis=0, dtype=np.float64,
+                             chunks=out_chunks, token="geofuse-q2n-blocks")
+        return qmap.mean()
+    ok = ok.rechunk(((1,),) + g.chunks[1:])
+    qmap = da.map_blocks(_q2n_blocks_valid, f, g, ok, block=block, drop_axis=0, dtype=np.float64,
+                         chunks=out_chunks, token="geofuse-q2n-blocks-valid")
+    return _mean_kept(qmap)

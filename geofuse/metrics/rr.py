@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from . import Metric, register
-from .reduced import _check_compat, _check_positive, _pair
+from .reduced import _check_compat, _check_positive, _pair_valid, valid_mean
 
 __all__ = ["cc", "psnr", "q_index", "rmse", "scc", "ssim", "uiqi_map"]
 
@@ -115,6 +115,27 @@ def _reduce_chunks(kernel: Callable, arrays: list, halo: int, nstat: int, lazy: 
     parts = da.map_blocks(block, *arrays, *small, dtype=np.float64,
                           chunks=((nstat,), (1,) * len(rows), (1,) * len(cols)), token="geofuse-metric-chunk-sums")
     return parts.sum(axis=(1, 2))
+
+
+def _invalid_image(ok: Any) -> list:
+    """[] without a mask, else [(1, rows, cols) float64 image, 1 where the pixel is invalid] for the kernels."""
+    if ok is None:
+        return []
+    return [(~ok[None]).astype(np.float64)]
+
+
+def _windows_kept(ib: np.ndarray | None, w: int) -> np.ndarray | None:
+    """Per ``w x w`` window ('valid' positions) of the invalid image ``ib`` (1, h, w): True where none is invalid."""
+    if ib is None:
+        return None
+    return _box_valid(ib, w)[0] < 0.5
+
+
+def _window_sums(values: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """Per-band sums of a window map, then the number of windows summed (all, or the kept ones)."""
+    if kept is None:
+        return np.concatenate([values.sum(axis=(1, 2)), [values.shape[1] * values.shape[2]]])
+    return np.concatenate([np.where(kept, values, 0.0).sum(axis=(1, 2)), [np.count_nonzero(kept)]])
 
 
 def _window_corners(core, shape, origin, w):
@@ -231,7 +252,7 @@ def uiqi_map(fused: np.ndarray, ref: np.ndarray, block: int = 32) -> np.ndarray:
     return q
 
 
-def q_index(fused: Any, ref: Any, block: int = 32, per_band: bool = False) -> Any:
+def q_index(fused: Any, ref: Any, block: int = 32, per_band: bool = False, valid: Any = None) -> Any:
     r"""Q: the universal image quality index (Wang & Bovik 2002) on a sliding window, mean over bands.
 
     For each band, the UIQI of every ``block x block`` window position inside the image (MATLAB
@@ -247,6 +268,9 @@ def q_index(fused: Any, ref: Any, block: int = 32, per_band: bool = False) -> An
         Window side (toolbox: 32).
     per_band : bool
         Return the ``bands + 1`` values (each band's Q, then the mean) instead of the mean.
+    valid : array (rows, cols) of bool, optional
+        Pixels to evaluate; default from the declared nodata
+        (:func:`~geofuse.metrics.reduced.valid_mask`). Windows that contain an invalid pixel are left out.
 
     Returns
     -------
@@ -264,22 +288,23 @@ def q_index(fused: Any, ref: Any, block: int = 32, per_band: bool = False) -> An
     Vivone et al. (2015), doi:10.1109/TGRS.2014.2361734.
     """
     block = _check_positive(block, "block", integer=True)
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     bands, rows, cols = g.shape
     if rows < block or cols < block:
         raise ParameterError("The image is smaller than the Q window", expected=f"at least {block}x{block} pixels",
                              got=f"{rows}x{cols}", fix="use a smaller block= or a larger image")
 
-    def kernel(fb, gb, core, shape, origin):
+    def kernel(fb, gb, *ib, core, shape, origin):
         t0, ny, l0, nx = _window_corners(core, shape, origin, block)
         if ny == 0 or nx == 0:
-            return np.zeros(bands)
-        sub_f = fb[:, t0:t0 + ny + block - 1, l0:l0 + nx + block - 1]
-        sub_g = gb[:, t0:t0 + ny + block - 1, l0:l0 + nx + block - 1]
-        return uiqi_map(sub_f, sub_g, block).sum(axis=(1, 2))
+            return np.zeros(bands + 1)
+        win = (slice(None), slice(t0, t0 + ny + block - 1), slice(l0, l0 + nx + block - 1))
+        kept = _windows_kept(ib[0][win] if ib else None, block)
+        return _window_sums(uiqi_map(fb[win], gb[win], block), kept)
 
-    sums = _reduce_chunks(kernel, [f, g], block - 1, bands, lazy)
-    per = sums / float((rows - block + 1) * (cols - block + 1))
+    sums = _reduce_chunks(kernel, [f, g, *_invalid_image(ok)], block - 1, bands + 1, lazy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = sums[:bands] / sums[bands]
     return _finish(_stack(per, per.mean(), lazy), lazy, per_band)
 
 
@@ -290,8 +315,12 @@ def q_index(fused: Any, ref: Any, block: int = 32, per_band: bool = False) -> An
 _SCC_VARIANTS = ("2021", "v1.3")
 
 
-def _sobel_sums(fb: np.ndarray, gb: np.ndarray, core, variant: str) -> np.ndarray:
-    """Per band: sum(GF*GG), sum(GF^2), sum(GG^2) over the core (blocks carry a 1-pixel halo)."""
+def _sobel_sums(fb: np.ndarray, gb: np.ndarray, core, variant: str, ib: np.ndarray | None = None) -> np.ndarray:
+    """Per band: sum(GF*GG), sum(GF^2), sum(GG^2) over the core (blocks carry a 1-pixel halo).
+
+    With the invalid image ``ib`` (1 = invalid, 0 beyond the image) only the pixels whose 3x3
+    neighbourhood (the Sobel support) is valid are summed.
+    """
     top, left, rows, cols = core
 
     def grad(x):
@@ -306,10 +335,15 @@ def _sobel_sums(fb: np.ndarray, gb: np.ndarray, core, variant: str) -> np.ndarra
         return np.sqrt(gy * gy + gx * gx)
 
     a, b = grad(fb), grad(gb)
+    if ib is not None:
+        nb = np.asarray(ib)[0, top - 1:top + rows + 1, left - 1:left + cols + 1]
+        bad = sum(nb[dy:dy + rows, dx:dx + cols] for dy in range(3) for dx in range(3))
+        keep = (bad < 0.5)[None]
+        a, b = a * keep, b * keep
     return np.concatenate([(a * b).sum(axis=(1, 2)), (a * a).sum(axis=(1, 2)), (b * b).sum(axis=(1, 2))])
 
 
-def scc(fused: Any, ref: Any, variant: str = "2021", per_band: bool = False) -> Any:
+def scc(fused: Any, ref: Any, variant: str = "2021", per_band: bool = False, valid: Any = None) -> Any:
     r"""Spatial correlation coefficient (SCC) of the Sobel gradient magnitudes.
 
     ``variant="2021"`` (toolbox ``SCC.m``): the image interior ``I[1:-1, 1:-1]`` of each band is
@@ -327,6 +361,10 @@ def scc(fused: Any, ref: Any, variant: str = "2021", per_band: bool = False) -> 
     variant : {"2021", "v1.3"}
     per_band : bool
         Return the ``bands + 1`` values (the same formula with the sums of one band; last: all bands).
+    valid : array (rows, cols) of bool, optional
+        Pixels to evaluate; default from the declared nodata
+        (:func:`~geofuse.metrics.reduced.valid_mask`). Only pixels whose 3x3 Sobel support is valid are
+        summed.
 
     Returns
     -------
@@ -341,18 +379,19 @@ def scc(fused: Any, ref: Any, variant: str = "2021", per_band: bool = False) -> 
     if variant not in _SCC_VARIANTS:
         raise ParameterError("Unknown SCC variant", expected=" or ".join(map(repr, _SCC_VARIANTS)), got=repr(variant),
                              fix='use "2021" (toolbox 2021, Sobel magnitude) or "v1.3"')
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     bands = g.shape[0]
     if variant == "2021":
         if min(g.shape[1:]) < 3:
             raise ParameterError("SCC needs an interior", expected="at least 3x3 pixels", got=f"{g.shape[1:]}",
                                  fix="use a larger image")
         f, g = f[:, 1:-1, 1:-1], g[:, 1:-1, 1:-1]
+        ok = None if ok is None else ok[1:-1, 1:-1]
 
-    def kernel(fb, gb, core, shape, origin):
-        return _sobel_sums(fb, gb, core, variant)
+    def kernel(fb, gb, *ib, core, shape, origin):
+        return _sobel_sums(fb, gb, core, variant, ib[0] if ib else None)
 
-    s = _reduce_chunks(kernel, [f, g], 1, 3 * bands, lazy, boundary="zeros")
+    s = _reduce_chunks(kernel, [f, g, *_invalid_image(ok)], 1, 3 * bands, lazy, boundary="zeros")
     fg, ff, gg = s[:bands], s[bands:2 * bands], s[2 * bands:]
     with np.errstate(invalid="ignore", divide="ignore"):
         per = fg / np.sqrt(ff) / np.sqrt(gg)
@@ -364,35 +403,49 @@ def scc(fused: Any, ref: Any, variant: str = "2021", per_band: bool = False) -> 
 # pixel-wise: RMSE, PSNR, CC
 # --------------------------------------------------------------------------------------------------
 
-def _band_moments(f, g, lazy: bool):
-    """Per band (float64): mean f, mean g, mean (f-g)^2, cov(f, g), var f, var g (population), max g."""
+def _valid_extreme(x: Any, ok: Any, which: str) -> Any:
+    """Per-band maximum (``which="max"``) or minimum of ``x`` over the valid pixels, float64."""
+    x = x.astype(np.float64)
+    if ok is not None:
+        x = np.where(ok[None], x, -np.inf if which == "max" else np.inf)
+    return x.max(axis=(1, 2)) if which == "max" else x.min(axis=(1, 2))
+
+
+def _band_moments(f, g, lazy: bool, ok: Any = None):
+    """Per band (float64), over the valid pixels: mean f, mean g, mean (f-g)^2, cov(f, g), var f, var g
+    (population). ``f``, ``g`` are 0 at the invalid pixels (:func:`~geofuse.metrics.reduced._pair_valid`)."""
     a = f.astype(np.float64)
     b = g.astype(np.float64)
-    mf = a.mean(axis=(1, 2))
-    mg = b.mean(axis=(1, 2))
+    mf = valid_mean(a, ok)
+    mg = valid_mean(b, ok)
     d = a - b
-    mse = (d * d).mean(axis=(1, 2))
+    mse = valid_mean(d * d, ok)
     ac = a - mf[:, None, None]
     bc = b - mg[:, None, None]
-    cov = (ac * bc).mean(axis=(1, 2))
-    vf = (ac * ac).mean(axis=(1, 2))
-    vg = (bc * bc).mean(axis=(1, 2))
+    if ok is not None:
+        ac = np.where(ok[None], ac, 0.0)
+        bc = np.where(ok[None], bc, 0.0)
+    cov = valid_mean(ac * bc, ok)
+    vf = valid_mean(ac * ac, ok)
+    vg = valid_mean(bc * bc, ok)
     return mf, mg, mse, cov, vf, vg
 
 
-def rmse(fused: Any, ref: Any, per_band: bool = False) -> Any:
+def rmse(fused: Any, ref: Any, per_band: bool = False, valid: Any = None) -> Any:
     r"""Root mean squared error :math:`\sqrt{\frac{1}{BN}\sum_{b,p} (f_b(p) - g_b(p))^2}` (image units).
 
     Per band: :math:`\sqrt{\mathrm{MSE}_b}`; the global value is :math:`\sqrt{\mathrm{mean}_b\,
-    \mathrm{MSE}_b}` (not the mean of the band RMSEs). Ideal 0, lower is better.
+    \mathrm{MSE}_b}` (not the mean of the band RMSEs). Ideal 0, lower is better. Over the ``valid``
+    pixels (default: not the declared nodata of either image), as every index here.
     """
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     a = f.astype(np.float64) - g.astype(np.float64)
-    mse = (a * a).mean(axis=(1, 2))
+    mse = valid_mean(a * a, ok)
     return _finish(_stack(np.sqrt(mse), np.sqrt(mse.mean()), lazy), lazy, per_band)
 
 
-def psnr(fused: Any, ref: Any, data_range: float | None = None, per_band: bool = False) -> Any:
+def psnr(fused: Any, ref: Any, data_range: float | None = None, per_band: bool = False,
+         valid: Any = None) -> Any:
     r"""Peak signal-to-noise ratio in dB, per band, averaged over bands.
 
     .. math:: \mathrm{PSNR}_b = 10 \log_{10} \frac{P_b^2}{\mathrm{MSE}_b},\qquad
@@ -407,11 +460,11 @@ def psnr(fused: Any, ref: Any, data_range: float | None = None, per_band: bool =
     ----------
     Yokoya, Grohnfeldt, Chanussot (2017), doi:10.1109/MGRS.2016.2637824.
     """
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     a = f.astype(np.float64) - g.astype(np.float64)
-    mse = (a * a).mean(axis=(1, 2))
+    mse = valid_mean(a * a, ok)
     if data_range is None:
-        peak = g.astype(np.float64).max(axis=(1, 2))
+        peak = _valid_extreme(g, ok, "max")
     else:
         peak = float(_check_positive(data_range, "data_range"))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -419,7 +472,7 @@ def psnr(fused: Any, ref: Any, data_range: float | None = None, per_band: bool =
     return _finish(_stack(per, per.mean(), lazy), lazy, per_band)
 
 
-def cc(fused: Any, ref: Any, per_band: bool = False) -> Any:
+def cc(fused: Any, ref: Any, per_band: bool = False, valid: Any = None) -> Any:
     r"""Correlation coefficient (Pearson) of each band with its reference band, mean over bands.
 
     .. math:: \mathrm{CC}_b = \frac{\mathrm{cov}(f_b, g_b)}{\sigma_{f_b}\sigma_{g_b}}
@@ -432,8 +485,8 @@ def cc(fused: Any, ref: Any, per_band: bool = False) -> Any:
     Loncan et al. (2015), "Hyperspectral pansharpening: a review", IEEE GRSM 3(3),
     doi:10.1109/MGRS.2015.2440094.
     """
-    f, g, lazy = _pair(fused, ref)
-    _, _, _, cov, vf, vg = _band_moments(f, g, lazy)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
+    _, _, _, cov, vf, vg = _band_moments(f, g, lazy, ok)
     with np.errstate(divide="ignore", invalid="ignore"):
         per = cov / np.sqrt(vf * vg)
     return _finish(_stack(per, per.mean(), lazy), lazy, per_band)
@@ -468,7 +521,8 @@ def ssim_map(fused: np.ndarray, ref: np.ndarray, c1: np.ndarray, c2: np.ndarray,
     return ((2 * mf * mg + c1) * (2 * cov + c2)) / ((mf * mf + mg * mg + c1) * (vf + vg + c2))
 
 
-def ssim(fused: Any, ref: Any, data_range: float | None = None, per_band: bool = False) -> Any:
+def ssim(fused: Any, ref: Any, data_range: float | None = None, per_band: bool = False,
+         valid: Any = None) -> Any:
     r"""Structural similarity (Wang et al. 2004), per band, averaged over bands.
 
     The standard form: an 11x11 Gaussian window (:math:`\sigma = 1.5`, normalised), population
@@ -496,31 +550,32 @@ def ssim(fused: Any, ref: Any, data_range: float | None = None, per_band: bool =
     Wang, Bovik, Sheikh, Simoncelli (2004), "Image quality assessment: from error visibility to
     structural similarity", IEEE TIP 13(4), doi:10.1109/TIP.2003.819861.
     """
-    f, g, lazy = _pair(fused, ref)
+    f, g, lazy, ok = _pair_valid(fused, ref, valid)
     bands, rows, cols = g.shape
     win = 11
     if rows < win or cols < win:
         raise ParameterError("The image is smaller than the SSIM window", expected=f"at least {win}x{win} pixels",
                              got=f"{rows}x{cols}", fix="use a larger image")
     if data_range is None:
-        gg = g.astype(np.float64)
-        rng = gg.max(axis=(1, 2)) - gg.min(axis=(1, 2))
+        rng = _valid_extreme(g, ok, "max") - _valid_extreme(g, ok, "min")
         rng = np.where(rng > 0, rng, 1.0)
     else:
         rng = np.full(bands, float(_check_positive(data_range, "data_range")))
     c1 = ((0.01 * rng) ** 2).reshape(bands, 1, 1)
     c2 = ((0.03 * rng) ** 2).reshape(bands, 1, 1)
 
-    def kernel(fb, gb, c1b, c2b, core, shape, origin):
+    def kernel(fb, gb, *rest, core, shape, origin):
+        *ib, c1b, c2b = rest
         t0, ny, l0, nx = _window_corners(core, shape, origin, win)
         if ny == 0 or nx == 0:
-            return np.zeros(bands)
-        m = ssim_map(fb[:, t0:t0 + ny + win - 1, l0:l0 + nx + win - 1],
-                     gb[:, t0:t0 + ny + win - 1, l0:l0 + nx + win - 1], c1b, c2b, win)
-        return m.sum(axis=(1, 2))
+            return np.zeros(bands + 1)
+        sl = (slice(None), slice(t0, t0 + ny + win - 1), slice(l0, l0 + nx + win - 1))
+        kept = _windows_kept(ib[0][sl] if ib else None, win)
+        return _window_sums(ssim_map(fb[sl], gb[sl], c1b, c2b, win), kept)
 
-    sums = _reduce_chunks(kernel, [f, g], win - 1, bands, lazy, small=(c1, c2))
-    per = sums / float((rows - win + 1) * (cols - win + 1))
+    sums = _reduce_chunks(kernel, [f, g, *_invalid_image(ok)], win - 1, bands + 1, lazy, small=(c1, c2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = sums[:bands] / sums[bands]
     return _finish(_stack(per, per.mean(), lazy), lazy, per_band)
 
 
@@ -528,14 +583,14 @@ def ssim(fused: Any, ref: Any, data_range: float | None = None, per_band: bool =
 # registry
 # --------------------------------------------------------------------------------------------------
 
-def _q_metric(fused: Any, ref: Any, block: int = 32, per_band: bool = False) -> Any:
-    return q_index(fused, ref, block=block, per_band=per_band)
+def _q_metric(fused: Any, ref: Any, block: int = 32, per_band: bool = False, valid: Any = None) -> Any:
+    return q_index(fused, ref, block=block, per_band=per_band, valid=valid)
 
 
 def _scc_metric(fused: Any, ref: Any, compat: str = "default", scc_variant: str = "2021",
-                per_band: bool = False) -> Any:
+                per_band: bool = False, valid: Any = None) -> Any:
     _check_compat(compat)
-    return scc(fused, ref, variant=scc_variant, per_band=per_band)
+    return scc(fused, ref, variant=scc_variant, per_band=per_band, valid=valid)
 
 
 register(Metric("Q", "Universal image quality index (UIQI), 32x32 sliding window, mean over bands",
