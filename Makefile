@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test,plot]"
+	@# byte-compile the editable sources once (an editable install has no .pyc, and PYTHONDONTWRITEBYTECODE
+	@# keeps Python from writing them: without this every CLI start compiles geofuse again, ~0.5 CPU-s)
+	$(PY) -m compileall -q geofuse simulation >/dev/null
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -208,7 +208,8 @@ def cmd_evaluate(args) -> int:
         ms = open_raster(args.ms) if args.ms else None
         pan = open_raster(args.pan) if args.pan else None
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-        params = {k: v for k, v in (("p", args.p), ("q", args.q), ("alpha", args.alpha), ("beta", args.beta))
+        params = {k: v for k, v in (("p", args.p), ("q", args.q), ("alpha", args.alpha), ("beta", args.beta),
+                                    ("scc_variant", args.scc_variant), ("data_range", args.data_range))
                   if v is not None}
         table = evaluate(fused, ref, ms=ms, pan=pan, sensor=_sensor_arg(args), ratio=args.ratio,
                          protocol=args.protocol, metrics=metrics, compat=args.compat, dim_cut=args.dim_cut,
@@ -337,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also one row per band for the metrics that have per-band values")
     for name in ("p", "q", "alpha", "beta"):
         p.add_argument(f"--{name}", type=float, default=None, help=f"QNR exponent {name} (default 1)")
+    p.add_argument("--scc-variant", choices=("2021", "v1.3"), default=None,
+                   help="SCC as the 2021 toolbox (Sobel magnitude, default) or v1.3 (one Sobel direction)")
+    p.add_argument("--data-range", type=float, default=None,
+                   help="one peak / dynamic range for PSNR and SSIM (e.g. 2047 for 11-bit data; default: per "
+                        "reference band)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="what to print")
     p.add_argument("--csv", default=None, help="also write the table as CSV to this path")
     p.add_argument("--json", default=None, help="also write the table as JSON records to this path")

@@ -69,3 +69,20 @@ def test_errors_exit_2_with_fix(fr_tiffs, capsys):
     assert "differ in shape" in capsys.readouterr().err
     assert main(["evaluate", str(d / "fused.tif"), str(d / "fused.tif"), "--ratio", "4", "--metrics", "QNR"]) == 2
     assert "protocol='full'" in capsys.readouterr().err
+
+
+def test_scc_variant_and_data_range_options(fr_tiffs, capsys):
+    """--scc-variant and --data-range reach the metrics: the CLI's values equal the API's with the same options."""
+    d, ms, pan, fused = fr_tiffs
+    geofuse.write_raster(fused.astype("float32") * 1.01, d / "f2.tif")
+    base = ["evaluate", str(d / "f2.tif"), str(d / "fused.tif"), "--ratio", "4", "--metrics", "SCC,PSNR",
+            "--no-per-band", "--format", "csv"]
+    values = {}
+    for extra in ([], ["--scc-variant", "v1.3", "--data-range", "2047"]):
+        assert main(base + extra) == 0
+        values[tuple(extra)] = pd.read_csv(io.StringIO(capsys.readouterr().out)).value.to_numpy()
+    api = geofuse.evaluate(geofuse.open_raster(d / "f2.tif"), geofuse.open_raster(d / "fused.tif"), ratio=4,
+                           metrics=["SCC", "PSNR"], per_band=False, scc_variant="v1.3", data_range=2047)
+    np.testing.assert_allclose(values[("--scc-variant", "v1.3", "--data-range", "2047")], api.value.to_numpy(),
+                               rtol=1e-12)
+    assert not np.allclose(values[()], api.value.to_numpy())
