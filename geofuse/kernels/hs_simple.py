@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .cs import band_mix
+
 
 def nearest_upsample(x: Tensor, ratio: int, phase: tuple[float, float] | float) -> Tensor:
     """Nearest-neighbour interpolation of an LR tile onto the HR grid (MATLAB ``imresize(., r, 'nearest')``
@@ -44,7 +46,7 @@ def synthetic_pan(msi: Tensor, weights: Tensor, offset: Tensor | None = None) ->
     r"""Per-HS-band synthetic images :math:`P_b = \sum_k w_{kb} M_k + c_b`: ``(K, H, W) -> (B, H, W)``.
 
     ``weights`` is ``(K, B)``, ``offset`` ``(B,)``."""
-    out = torch.einsum("kb,khw->bhw", weights.to(msi.dtype), msi)
+    out = band_mix(weights.to(msi.dtype), msi)   # fixed summation order: chunked == whole image
     if offset is not None:
         out = out + offset.to(msi.dtype)[:, None, None]
     return out
@@ -106,7 +108,7 @@ def gsa_hs(hs_up: Tensor, msi: Tensor, alpha: Tensor, hs_mean: Tensor, msi_mean:
     """
     dt = hs_up.dtype
     centred = hs_up - hs_mean.to(dt)[:, None, None]
-    intensity = torch.einsum("kb,bhw->khw", alpha.to(dt), centred)
+    intensity = band_mix(alpha.to(dt).T, centred)   # fixed band order (see cs.band_sum)
     detail = (msi - msi_mean.to(dt)[:, None, None]) - intensity  # (K, H, W)
     idx = torch.round(group).long() if group.is_floating_point() else group.long()
     return hs_up + gains.to(dt)[:, None, None] * detail.index_select(0, idx)
