@@ -224,14 +224,17 @@ def _sfim_estimate(ctx, params):
         wc = dask.delayed(fit, nout=2)(m.mean, m.cov, m.n, nk)
     w = da.from_delayed(wc[0], shape=(nk, B), dtype=np.float64)
     c = da.from_delayed(wc[1], shape=(B,), dtype=np.float64)
-    return {"w": w, "c": c, "floor": 0.01 * da.fabs(m.mean[nk:])}
+    return {"w": w, "c": c, "floor": float(params.get("ratio_floor", 0.01)) * da.fabs(m.mean[nk:])}
 
 
 def _sfim_apply(block, est, params) -> torch.Tensor:
     hs_up = upsample_hs(block, block.ms_lr, params)
     pan = K.synthetic_pan(block.pan, est["w"], est["c"])
     pan_low = upsample_hs(block, K.synthetic_pan(fit_lr_tile(block, params), est["w"], est["c"]), params)
-    return K.sfim_hs(hs_up, pan, pan_low, est["floor"])
+    # ratio_floor = 0: the review toolbox's plain ratio (SFIM.m divides by the synthetic low pass wherever
+    # it is, even near zero or negative in dark bands)
+    floor = est["floor"] if float(params.get("ratio_floor", 0.01)) > 0 else None
+    return K.sfim_hs(hs_up, pan, pan_low, floor)
 
 
 register(MethodSpec(
@@ -239,8 +242,12 @@ register(MethodSpec(
     scenario="hyperspectral", inputs=("hs", "msi"),
     parameters=(_up_param("nearest"), _fit_param("psf"),
                 Parameter("regression", "str", "nnls",
-                          "synthetic-PAN regression: non-negative (toolbox mode 3) or plain LS",
-                          choices=("nnls", "ls"))),
+                          "synthetic-PAN regression: non-negative (the toolbox's mode 3) or plain LS (mode 2, the "
+                          "one the review's demo runs)", choices=("nnls", "ls")),
+                Parameter("ratio_floor", "float", 0.01,
+                          "guard of the ratio: where the synthetic low pass is below this fraction of the HS band "
+                          "mean the detail is added instead of multiplied; 0 = the toolbox's unguarded ratio",
+                          min=0.0)),
     references=("10.1080/014311600750037499", SELVA_2015, YOKOYA_2017),
     summary="Each HS band is modulated by the ratio of its synthetic PAN (non-negative least-squares "
             "combination of the MSI bands, fitted on the HS grid) to the same combination of the "
