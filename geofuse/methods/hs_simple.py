@@ -76,7 +76,8 @@ def _halo(params, ratio: int) -> int:
         up = max(upsample_halo(ratio, p, k) for p in phases)
     engine_kind = "interp23tap" if not ratio & (ratio - 1) else "lanczos3"
     engine_up = min(upsample_halo(ratio, p, engine_kind) for p in phases)
-    return K.psf_halo(ratio) + ratio * max(0, up - engine_up)
+    fit = 2 * ratio + 1 if params.get("fit_lr", "psf") == "bicubic_aa" else K.psf_halo(ratio)
+    return max(K.psf_halo(ratio), fit) + ratio * max(0, up - engine_up)
 
 
 def _msi_lr_tile(block) -> torch.Tensor:
@@ -117,12 +118,35 @@ def _nnls_with_intercept(mean: np.ndarray, cov: np.ndarray, n: float, nk: int) -
     return out[:nk], out[nk]
 
 
-FIT_LR = ("psf", "bilinear", "bilinear_aa")
+FIT_LR = ("psf", "bilinear", "bilinear_aa", "bicubic_aa")
 
 
 def _fit_param(default: str) -> Parameter:
     return Parameter("fit_lr", "str", default, "MSI degradation onto the HS grid for the synthetic-PAN fit: the HS "
-                     "PSF, or imresize bilinear without / with antialiasing (the review's toolbox)", choices=FIT_LR)
+                     "PSF, or imresize bilinear without / with antialiasing, or imresize bicubic with "
+                     "antialiasing (the review's toolbox: bilinear in GLP-HS and SFIM-HS, bicubic in GSA)",
+                     choices=FIT_LR)
+
+
+def _cubic(h: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB / Octave ``imresize`` ``'bicubic'``)."""
+    a = np.abs(h)
+    return np.where(a <= 1, 1.5 * a ** 3 - 2.5 * a ** 2 + 1,
+                    np.where(a < 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, 0.0))
+
+
+def imresize_shrink_kernel(ratio: int, phase: float) -> tuple[np.ndarray, int]:
+    """1-D weights of MATLAB's ``imresize(x, 1/ratio, 'bicubic')`` with antialiasing (the default when
+    shrinking; Octave's image package since 2.14 too): the cubic kernel stretched by ``ratio``,
+    ``w(d) = cubic(d / ratio) / ratio``, sampled at the input pixels around the output pixel's centre
+    ``ratio*k + phase`` (half-integer for even ratios), normalised to sum one as MATLAB does. Returns an
+    odd-length kernel centred on ``floor(phase)`` and that integer pick offset."""
+    a = int(np.floor(phase + 1e-9))
+    frac = phase - a
+    half = int(np.ceil(2 * ratio + frac))
+    t = np.arange(-half, half + 1, dtype=np.float64)
+    w = _cubic((t - frac) / ratio) / ratio
+    return w / w.sum(), a
 
 
 def _block_fit_lr(block, est, params) -> torch.Tensor:
@@ -140,6 +164,9 @@ def fit_lr_tile(block, params) -> torch.Tensor:
         return _msi_lr_tile(block)
     if how == "bilinear":  # point sampling at the LR pixel centres (Octave imresize, no antialiasing)
         return block.decimate(block.pan)
+    if how == "bicubic_aa":
+        (ky, oy), (kx, ox) = (imresize_shrink_kernel(r, p) for p in block.phase)
+        return correlate2d(block.pan, np.outer(ky, kx), mode="symmetric", stride=r, offset=(oy, ox))
     d = np.arange(-r, r + 1, dtype=np.float64)  # MATLAB imresize antialiasing: triangle of half-width r
     tri = np.clip(1 - np.abs(d) / r, 0, None)
     k2, off = decimation_kernel(np.outer(tri, tri) / np.outer(tri, tri).sum(), block.phase)
