@@ -374,3 +374,22 @@ def test_ergas_fused_means_is_the_toolbox_convention():
     g = np.ones((1, 8, 8))
     assert ergas_fused_means(2 * g, g, 4) == pytest.approx(12.5)
     assert float(reduced.ergas(2 * g, g, 4)) == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("stage", ["after", "before"])
+def test_hs_noise_stage(srf_dir, stage):
+    """HS noise on the LR-HSI (``after``, the review's observation model) keeps its sigma; added to the
+    reference before the PSF (``before``) it is averaged down by the PSF's noise gain sqrt(sum k^2) of
+    the 8x8 Gaussian (FWHM 4), computed here from its definition."""
+    ref = _cube(bands=6, rows=96, cols=96).copy(data=np.ones((6, 96, 96), np.float32))
+    ref = ref.assign_coords(wavelength=("band", np.linspace(450.0, 850.0, 6)))
+    R = np.full((2, 6), 1 / 6)
+    hs, _ = degrade.simulate_hs_ms(ref, 4, R, snr_hs=30.0, snr_ms=None, seed=3, hs_noise=stage)
+    d = np.arange(8) - 3.5
+    g = np.exp(-0.5 * (d / (4 / 2.35482)) ** 2)
+    k = np.outer(g, g) / np.outer(g, g).sum()
+    sigma = 10 ** (-30 / 20) * (np.sqrt((k ** 2).sum()) if stage == "before" else 1.0)
+    got = float(np.std(hs.values[:, 1:-1, 1:-1]))
+    assert got == pytest.approx(sigma, rel=0.1), (got, sigma)
+    with pytest.raises(ParameterError, match="noise stage"):
+        degrade.simulate_hs_ms(ref, 4, R, hs_noise="middle")
