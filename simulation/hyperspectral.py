@@ -525,8 +525,10 @@ Not met.
 * HySure: 3.59 / 1.858 (+8.0% / +16.8%; the input clip took ERGAS from 1.92). The toolbox estimates the blur \
 (7x7, lambda_B = 10) and the SRF (estR) where geofuse uses the known PSF and the engine's SRF: not emulated. \
 SAM within 10%, ERGAS not.
-* Not adopted (no source): noise added to the reference before the blur (GLP-HS 4.92 / 1.672, CNMF 3.29 / 1.70) \
-fits several targets but nothing in the toolbox or SPEC says so."""
+* Not adopted: HS noise added to the reference before the PSF (`hs_noise='before'`, last table): GSA-HS -3% / -1%, \
+HySure -0% / +4% (within 10%), CNMF +0% / +8%, GLP-HS +5% / +8%, and GSA-HS no longer matches in all three \
+numbers. The review's observation model (Y_h = X B S + N_h) and its demo data (`..._HSLR_fDS6_SNR35`) put the \
+noise on the LR-HSI; only the author of the SPEC run can say whether that run did otherwise."""
 
 
 def write_results(cube: str, out_dir: Path = RESULTS, seed: int = 0, q2n: bool = True,
