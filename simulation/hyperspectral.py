@@ -156,7 +156,18 @@ def ergas_fused_means(fused: np.ndarray, ref: np.ndarray, ratio: int) -> float:
     .. math:: \frac{100}{r}\sqrt{\frac{1}{B}\sum_b \frac{\mathrm{MSE}(f_b, g_b)}{\mu(f_b)^2}}
 
     The SPEC reference values were computed this way; :func:`geofuse.metrics.reduced.ergas` (reference
-    means, Wald's definition) is geofuse's own. The two differ where a band's fused mean is biased."""
+    means, Wald's definition) is geofuse's own. The two differ where a band's fused mean is biased.
+
+    Parameters
+    ----------
+    fused, ref : (B, H, W) arrays.
+    ratio : int
+        Resolution ratio.
+
+    Returns
+    -------
+    float (lower is better, ideal 0).
+    """
     f, g = np.asarray(fused, np.float64), np.asarray(ref, np.float64)
     mse = ((f - g) ** 2).mean(axis=(1, 2))
     return float(100.0 / ratio * np.sqrt(np.mean(mse / f.mean(axis=(1, 2)) ** 2)))
@@ -291,6 +302,25 @@ def fuse_protocol(name: str, hs: xr.DataArray, msi: xr.DataArray, protocol: str 
     :func:`denoise_spectral` and the HySure output is projected onto the HS's singular subspace
     (:data:`TOOLBOX_PROJECTED`); the time covers the fusion only (the demo's ``tic``/``toc``).
     ``protocol="plain"``: geofuse's defaults on the inputs as simulated, no post-processing.
+
+    Parameters
+    ----------
+    name : str
+        Registered hyperspectral method.
+    hs, msi : xarray.DataArray
+        LR-HSI and MSI (e.g. from :func:`simulate`).
+    protocol : {"toolbox", "plain"}
+    **params
+        Method parameters (override :data:`TOOLBOX_PARAMS`).
+
+    Returns
+    -------
+    (fused, seconds) : the (B, H, W) float64 result and the wall time of the fusion.
+
+    References
+    ----------
+    N. Yokoya, C. Grohnfeldt, J. Chanussot, "Hyperspectral and multispectral data fusion: a comparative
+    review of the recent literature", IEEE GRSM 5(2), 2017, doi:10.1109/MGRS.2016.2637824.
     """
     import geofuse
 

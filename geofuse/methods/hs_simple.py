@@ -129,7 +129,8 @@ def _fit_param(default: str) -> Parameter:
 
 
 def _cubic(h: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel with a = -0.5 (MATLAB / Octave ``imresize`` ``'bicubic'``)."""
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB / Octave ``imresize`` ``'bicubic'``; Keys 1981,
+    doi:10.1109/TASSP.1981.1163711)."""
     a = np.abs(h)
     return np.where(a <= 1, 1.5 * a ** 3 - 2.5 * a ** 2 + 1,
                     np.where(a < 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, 0.0))
@@ -139,8 +140,25 @@ def imresize_shrink_kernel(ratio: int, phase: float) -> tuple[np.ndarray, int]:
     """1-D weights of MATLAB's ``imresize(x, 1/ratio, 'bicubic')`` with antialiasing (the default when
     shrinking; Octave's image package since 2.14 too): the cubic kernel stretched by ``ratio``,
     ``w(d) = cubic(d / ratio) / ratio``, sampled at the input pixels around the output pixel's centre
-    ``ratio*k + phase`` (half-integer for even ratios), normalised to sum one as MATLAB does. Returns an
-    odd-length kernel centred on ``floor(phase)`` and that integer pick offset."""
+    ``ratio*k + phase`` (half-integer for even ratios), normalised to sum one as MATLAB does.
+
+    Parameters
+    ----------
+    ratio : int
+        Shrink factor.
+    phase : float
+        HR position of LR sample 0 (``(ratio - 1) / 2`` for corner-aligned grids).
+
+    Returns
+    -------
+    (weights, offset) : an odd-length 1-D kernel (``2 * ceil(2 * ratio + frac) + 1`` taps) centred on
+    ``floor(phase)``, and that integer pick offset for :func:`geofuse.kernels.filters.correlate2d`.
+
+    References
+    ----------
+    R. Keys, "Cubic convolution interpolation for digital image processing", IEEE TASSP 29(6), 1981,
+    doi:10.1109/TASSP.1981.1163711; Yokoya et al. 2017 (the toolbox's GSA fit), doi:10.1109/MGRS.2016.2637824.
+    """
     a = int(np.floor(phase + 1e-9))
     frac = phase - a
     half = int(np.ceil(2 * ratio + frac))
