@@ -552,9 +552,9 @@ Not met.
 estR with intercept and offset-corrected MSI: 4.02 / 1.907), the chunked per-pixel apply (a whole-image run \
 with the toolbox's global MSI abundances: 4.24 / 1.996). Without noise CNMF gives 2.94 / 1.566. Cause not found. \
 Not met.
-* HySure: 3.59 / 1.858 (+8.0% / +16.8%; the input clip took ERGAS from 1.92). The toolbox estimates the blur \
-(7x7, lambda_B = 10) and the SRF (estR) where geofuse uses the known PSF and the engine's SRF: not emulated. \
-SAM within 10%, ERGAS not.
+* HySure: 3.59 / 1.858 (+8.0% / +16.8%; the input clip took ERGAS from 1.92). The toolbox's SRF (estR with \
+intercept, offset-corrected MSI) changes nothing (3.56 / 1.851); it also estimates the blur (7x7, lambda_B = 10) \
+where geofuse uses the known PSF: not emulated. SAM within 10%, ERGAS not.
 * Not adopted: HS noise added to the reference before the PSF (`hs_noise='before'`, last table): GSA-HS -3% / -1%, \
 HySure -0% / +4% (within 10%), CNMF +0% / +8%, GLP-HS +5% / +8%, and GSA-HS no longer matches in all three \
 numbers. The review's observation model (Y_h = X B S + N_h) and its demo data (`..._HSLR_fDS6_SNR35`) put the \
