@@ -368,16 +368,28 @@ def add_noise(x: xr.DataArray, snr_db: float | None, *, per_band: bool = False, 
 def simulate_hs_ms(reference: xr.DataArray, ratio: int = 4, srf: Any = "Sentinel-2A", *,
                    snr_hs: float | None = 35.0, snr_ms: float | None = 35.0, per_band: bool = True,
                    psf: Any = "gaussian", fwhm: float | None = None, phase: Any = None,
-                   border: str = "yokoya", seed: int = 0,
+                   border: str = "yokoya", seed: int = 0, hs_noise: str = "after",
                    chunks: int = engine.DEFAULT_CHUNK, device: str = "auto") -> tuple[xr.DataArray, xr.DataArray]:
     """The HS-MS fusion simulation protocol (Yokoya et al. 2017; SPEC section 9): from a reference cube,
     an LR-HSI (PSF + decimation, :func:`degrade_hs`) and an MSI (:func:`spectral_response`), each with
-    noise at its SNR (per band by default, else image-wide; white noise added after the decimation has
-    the statistics of HySure's noise added before it). Returns ``(hs_lr, msi)``, lazy, georeferenced;
-    the reference (cropped to a multiple of ``ratio``) is the ground truth."""
+    noise at its SNR (per band by default, else image-wide). Returns ``(hs_lr, msi)``, lazy,
+    georeferenced; the reference (cropped to a multiple of ``ratio``) is the ground truth.
+
+    ``hs_noise="after"`` (default): the HS noise is added to the LR-HSI, the observation model of the
+    review (``Y_h = X B S + N_h``, doi:10.1109/MGRS.2016.2637824; its demo data are named
+    ``..._HSLR_fDS6_SNR35``); white noise added after the decimation has the statistics of HySure's, which
+    adds it to the blurred image before picking the samples. ``hs_noise="before"``: the noise (its SNR
+    taken on the reference) is added to the reference before the PSF and the decimation, which then
+    average it down: a sensitivity option, one reading of SPEC section 9's "HS noise before decimation"
+    when blur and decimation are one step (the toolbox's ``gaussian_down_sample``)."""
     r = _check_ratio(ratio)
+    if hs_noise not in ("after", "before"):
+        raise ParameterError("Unknown HS noise stage", expected="'after' or 'before'", got=repr(hs_noise),
+                             fix="pass hs_noise='after' (the review's observation model)")
     ref = reference.isel(y=slice(0, reference.sizes["y"] // r * r), x=slice(0, reference.sizes["x"] // r * r))
     msi = add_noise(spectral_response(ref, srf), snr_ms, per_band=per_band, seed=seed + 1)
-    hs = add_noise(degrade_hs(ref, r, psf=psf, fwhm=fwhm, phase=phase, border=border, chunks=chunks,
-                              device=device), snr_hs, per_band=per_band, seed=seed)
+    src = add_noise(ref, snr_hs, per_band=per_band, seed=seed) if hs_noise == "before" else ref
+    hs = degrade_hs(src, r, psf=psf, fwhm=fwhm, phase=phase, border=border, chunks=chunks, device=device)
+    if hs_noise == "after":
+        hs = add_noise(hs, snr_hs, per_band=per_band, seed=seed)
     return hs, msi

@@ -152,31 +152,34 @@ def test_seam_bound(method, seam_scene):
 
 # -------------------------------------------------------------------------------------------------- Jasper protocol
 
-#: SPEC section 9 (Yokoya's toolbox under Octave): (SAM degrees, ERGAS).
+#: SPEC section 9, Yokoya review toolbox under Octave: (SAM degrees, ERGAS).
 SPEC_JASPER = {"cnmf": (3.28, 1.57), "hysure": (3.32, 1.59), "glp_hs": (5.00, 1.68)}
 
-NOISE_CAUSE = ("the SPEC protocol as simulated by geofuse.degrade (Gaussian FWHM 4 with Yokoya's border, "
-               "Sentinel-2A SRF, white noise 35 dB per band on HS and MSI, seed 0) is harder than the reference "
-               "run, whose noise model is not documented: GLP-HS misses by the same margin (5.97 / 1.85 vs "
-               "5.00 / 1.68), and noise-free CNMF reaches 2.94 / 1.56 (see simulation/results/"
-               "hs_iterative_quality.md)")
+PROTOCOL = ("in the review's protocol (simulation.hyperspectral.fuse_protocol: the demo's input clip at 0, HySure's "
+            "output projection; ERGAS with the fused means as QualityIndices.m), where GSA-HS reproduces the "
+            "reference to 0.3%, so the simulation itself is not the cause")
 
 
 @pytest.fixture(scope="module")
 def jasper_metrics():
+    """(SAM, ERGAS) on Jasper: ``plain`` (geofuse's defaults, reference-mean ERGAS; for the comparisons
+    between geofuse's methods) and ``toolbox`` (the review's protocol, toolbox ERGAS; for the SPEC targets)."""
     shared_path("data", "hyperspectral", "HSI_jasperRidge2_R198.mat")
     mp = pytest.MonkeyPatch()
     mp.setenv("GEOFUSE_SRF_DIR", str(shared_path("data", "hyperspectral")))
     from geofuse.metrics import reduced
-    from simulation.hyperspectral import load_cube, simulate
+    from simulation.hyperspectral import ergas_fused_means, fuse_protocol, load_cube, simulate
 
     ref, hs, msi = simulate(load_cube("jasper"), 4, "Sentinel-2A", 35.0, seed=0)
     mp.undo()
+    g = np.asarray(ref.values, np.float64)
     out = {}
     for m in ("glp_hs", "cnmf", "hysure", "dictionary_admm"):
         f = np.asarray(geofuse.fuse_hyperspectral(hs, msi, m, dtype="float32").values, np.float64)
-        g = np.asarray(ref.values, np.float64)
         out[m] = (float(reduced.sam(f, g)), float(reduced.ergas(f, g, 4)))
+    for m in ("glp_hs", "cnmf", "hysure"):
+        f, _ = fuse_protocol(m, hs, msi, "toolbox")
+        out["toolbox", m] = (float(reduced.sam(f, g)), ergas_fused_means(f, g, 4))
     return out
 
 
@@ -185,24 +188,31 @@ def _within(got, want, tol):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured SAM 4.01 (+22%) / ERGAS 1.90 (+21%): " + NOISE_CAUSE)
+@pytest.mark.xfail(strict=True, reason="measured SAM 4.01 (+22%) / ERGAS 1.904 (+21%) " + PROTOCOL + "; ruled out: "
+                   "the SRF (the toolbox's estR with intercept: 4.02 / 1.907) and the chunked per-pixel apply (the "
+                   "toolbox's global MSI abundances: 4.24 / 2.00); noise-free 2.94 / 1.57; cause not found")
 def test_jasper_cnmf_within_5_percent(jasper_metrics):
-    assert _within(jasper_metrics["cnmf"], SPEC_JASPER["cnmf"], 0.05), jasper_metrics["cnmf"]
+    got = jasper_metrics["toolbox", "cnmf"]
+    assert _within(got, SPEC_JASPER["cnmf"], 0.05), got
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured SAM 3.55 (+7%, within) / ERGAS 1.92 (+21%): " + NOISE_CAUSE)
+@pytest.mark.xfail(strict=True, reason="measured SAM 3.59 (+8.0%, within) / ERGAS 1.858 (+16.8%) " + PROTOCOL +
+                   "; the toolbox's SRF (estR) changes nothing (3.56 / 1.851); the toolbox also estimates the blur "
+                   "(7x7, lambda_B = 10) where geofuse uses the known PSF (not emulated)")
 def test_jasper_hysure_within_10_percent(jasper_metrics):
-    assert _within(jasper_metrics["hysure"], SPEC_JASPER["hysure"], 0.10), jasper_metrics["hysure"]
+    got = jasper_metrics["toolbox", "hysure"]
+    assert _within(got, SPEC_JASPER["hysure"], 0.10), got
 
 
 @pytest.mark.slow
 def test_jasper_relative_order_as_in_the_reference(jasper_metrics):
-    """What the simulation differences leave intact: CNMF and HySure have a far lower SAM than GLP-HS
+    """What the remaining differences leave intact: CNMF and HySure have a far lower SAM than GLP-HS
     (reference 3.28 and 3.32 vs 5.00), and HySure's SAM is within 10% of the reference."""
     m = jasper_metrics
-    assert m["cnmf"][0] < 0.8 * m["glp_hs"][0] and m["hysure"][0] < 0.8 * m["glp_hs"][0], m
-    assert abs(m["hysure"][0] - SPEC_JASPER["hysure"][0]) <= 0.10 * SPEC_JASPER["hysure"][0], m
+    tb = {k: m["toolbox", k] for k in ("glp_hs", "cnmf", "hysure")}
+    assert tb["cnmf"][0] < 0.8 * tb["glp_hs"][0] and tb["hysure"][0] < 0.8 * tb["glp_hs"][0], tb
+    assert abs(tb["hysure"][0] - SPEC_JASPER["hysure"][0]) <= 0.10 * SPEC_JASPER["hysure"][0], tb
 
 
 @pytest.mark.slow

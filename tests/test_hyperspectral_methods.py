@@ -1,11 +1,14 @@
 """Hyperspectral methods: the Jasper Ridge protocol of SPEC section 9, quality against simple baselines,
 the API's errors and the ``geofuse fuse-hs`` command line.
 
-Reference values: SPEC section 9, measured with Yokoya's review toolbox under Octave (Jasper Ridge
-100x100x198 from ../shared, HS 25x25 ratio 4, MS from the Sentinel-2 SRF (10 bands), SNR 35 dB). The
-requirement is 5% on SAM and ERGAS; the methods that miss it are marked ``xfail(strict=True)`` with the
-measured value and the known causes (see simulation/results/hyperspectral_jasper.md), so the suite fails
-as soon as they pass (or get worse in a different way) and nothing is loosened silently.
+Reference values: SPEC section 9, Yokoya review toolbox under Octave (Jasper Ridge 100x100x198 from
+../shared, HS 25x25 ratio 4, MS from the Sentinel-2 SRF (10 bands), SNR 35 dB). The requirement (issue 6) is
+5% on SAM and ERGAS, checked inside the review's protocol (``simulation.hyperspectral.fuse_protocol``: the
+demo's input clip, the toolbox's method settings, its output clip / denoising) with the toolbox's ERGAS
+(fused means, as QualityIndices.m computes the reference values). The methods that miss it are marked
+``xfail(strict=True)`` with the measured value and the cause found (see
+simulation/results/hyperspectral_jasper.md), so the suite fails as soon as they pass (or get worse in a
+different way) and nothing is loosened silently.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from geofuse.raster import make_raster
 from .conftest import shared_path
 from .test_contract import synthetic_hs_pair
 
+#: SPEC section 9, Yokoya review toolbox under Octave: (SAM degrees, ERGAS).
 SPEC_JASPER = {"gsa_hs": (5.16, 1.97), "glp_hs": (5.00, 1.68), "sfim_hs": (9.30, 3.62)}
 
 
@@ -43,11 +47,24 @@ def _metrics(fused, ref):
     return float(reduced.sam(f, g)), float(reduced.ergas(f, g, 4))
 
 
-GLP_MISS = ("measured SAM 5.97 (+19%) / ERGAS 1.85 (+10%): the Octave toolbox fits the synthetic PAN on the "
-            "MSI shrunk by imresize and clips the GLP output at 0; the noise model of the reference run is "
-            "unknown (noise dominates: noise-free SAM 3.49)")
-SFIM_MISS = ("measured SAM 4.56 (-51%) / ERGAS 1.82 (-50%): far better than the reference; its 9.30 / 3.62 "
-             "come from fitting on the aliased imresize'd MSI (fit_lr='bilinear' gives 6.06 / 5.70)")
+def _toolbox_metrics(method, run):
+    """SAM and the toolbox's ERGAS of ``method`` inside the review's protocol."""
+    from geofuse.metrics import reduced
+    from simulation.hyperspectral import ergas_fused_means, fuse_protocol
+
+    ref, hs, msi = run
+    fused, _ = fuse_protocol(method, hs, msi, "toolbox")
+    g = np.asarray(ref.values, np.float64)
+    return float(reduced.sam(fused, g)), ergas_fused_means(fused, g, 4)
+
+
+GLP_MISS = ("measured SAM 5.42 (+8.5%) / ERGAS 1.852 (+10.3%) in the toolbox protocol (5 noise seeds: 5.22 +- "
+            "0.18 / 1.80 +- 0.05): the toolbox low-passes the synthetic image with gaussian_down_sample's border "
+            "rule, the simulation's own, where glp_hs uses a replicate border (a port of MTF_GLP_wrapper.m gives "
+            "5.34 / 1.79 with the toolbox's rule, 5.44 / 1.86 with geofuse's), plus the noise realisation")
+SFIM_MISS = ("measured SAM 6.99 (-25%) / ERGAS 2.28 (-37%) with the toolbox's SFIM (LS, nearest, unguarded ratio): "
+             "the unguarded ratio is heavy-tailed in dark bands (ERGAS over 5 noise seeds 2.67 +- 0.96), the "
+             "reference's 9.30 / 3.62 is one draw of it")
 
 
 @pytest.mark.parametrize("method", [
@@ -56,8 +73,7 @@ SFIM_MISS = ("measured SAM 4.56 (-51%) / ERGAS 1.82 (-50%): far better than the 
     pytest.param("sfim_hs", marks=pytest.mark.xfail(strict=True, reason=SFIM_MISS)),
 ])
 def test_jasper_within_5_percent_of_spec(method, jasper_run):
-    ref, hs, msi = jasper_run
-    sam, ergas = _metrics(geofuse.fuse_hyperspectral(hs, msi, method, dtype="float32").values, ref.values)
+    sam, ergas = _toolbox_metrics(method, jasper_run)
     s0, e0 = SPEC_JASPER[method]
     assert abs(sam / s0 - 1) <= 0.05 and abs(ergas / e0 - 1) <= 0.05, (sam, ergas)
 
@@ -161,3 +177,39 @@ def test_cli_fuse_hs(tmp_path, capsys):
                  "--srf", "Sentinel-9", "--wavelengths", ",".join(str(w) for w in range(500, 900, 50)),
                  "--no-progress"]) == 2
     assert "Unknown spectral response" in capsys.readouterr().err
+
+
+def _imresize_shrink_loop(x: np.ndarray, r: int) -> np.ndarray:
+    """Independent 1-D ``imresize(x, 1/r, 'bicubic')`` with antialiasing, written from MATLAB's documented
+    algorithm (output sample k at input coordinate (k + 1/2) r - 1/2, kernel cubic(d / r) / r over
+    |d| < 2r, weights normalised, symmetric extension)."""
+    n = x.size
+    out = np.empty(n // r)
+    for k in range(n // r):
+        c = (k + 0.5) * r - 0.5
+        js = np.arange(int(np.floor(c - 2 * r)), int(np.ceil(c + 2 * r)) + 1)
+        d = np.abs(js - c) / r
+        w = np.where(d <= 1, 1.5 * d ** 3 - 2.5 * d ** 2 + 1,
+                     np.where(d < 2, -0.5 * d ** 3 + 2.5 * d ** 2 - 4 * d + 2, 0))
+        src = np.where(js < 0, -js - 1, np.where(js >= n, 2 * n - js - 1, js))
+        out[k] = (w * x[src]).sum() / w.sum()
+    return out
+
+
+@pytest.mark.parametrize("r", [3, 4])
+def test_bicubic_aa_fit_is_imresize(r):
+    """``fit_lr='bicubic_aa'`` (the review's GSA regresses on ``imresize(MS, size(HS))``) degrades the MSI
+    as MATLAB's antialiased bicubic ``imresize`` does, checked against a loop written from its definition."""
+    from geofuse.kernels.filters import correlate2d
+    from geofuse.methods.hs_simple import imresize_shrink_kernel
+
+    rng = np.random.default_rng(r)
+    img = rng.random((1, 8 * r, 6 * r))
+    phase = (r - 1) / 2
+    (ky, oy), (kx, ox) = (imresize_shrink_kernel(r, phase) for _ in range(2))
+    import torch
+
+    got = correlate2d(torch.as_tensor(img), np.outer(ky, kx), mode="symmetric", stride=r, offset=(oy, ox)).numpy()[0]
+    rows = np.stack([_imresize_shrink_loop(img[0, :, j], r) for j in range(img.shape[2])], axis=1)
+    want = np.stack([_imresize_shrink_loop(rows[i], r) for i in range(rows.shape[0])], axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

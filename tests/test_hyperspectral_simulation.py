@@ -318,3 +318,78 @@ def test_cube_loaders():
     finally:
         mp.undo()
     assert msi.sizes["band"] == 8 and hs_lr.shape == (156, 23, 23)
+
+
+def test_cube_wavelengths_follow_the_documented_band_lists():
+    """Jasper Ridge R198 is AVIRIS's 224 channels (380-2500 nm) without channels 1-3, 108-112, 154-166 and
+    220-224; Urban R162 is HYDICE's 210 channels (400-2500 nm) without 1-4, 76, 87, 101-111, 136-153 and
+    198-210 (dataset documentation: F. Zhu, "Hyperspectral unmixing: ground truth labeling, datasets,
+    benchmark performances and survey", arXiv:1708.05125). The Jasper file's own ``SlectBands`` must be
+    exactly that list, and the loaders must put the Sentinel-2 SWIR centres (B11 1610 nm, B12 2190 nm) on
+    kept bands."""
+    shared_path("data", "hyperspectral", "HSI_jasperRidge2_R198.mat")
+    from scipy.io import loadmat
+
+    from simulation.hyperspectral import _path, load_cube, urban_wavelengths
+
+    removed = set(range(1, 4)) | set(range(108, 113)) | set(range(154, 167)) | set(range(220, 225))
+    kept = loadmat(_path("HSI_jasperRidge2_R198.mat"))["SlectBands"].ravel()
+    assert sorted(set(range(1, 225)) - set(kept.tolist())) == sorted(removed)
+    wl = load_cube("jasper")["wavelength"].values
+    step = 2120.0 / 223
+    np.testing.assert_allclose(wl, 380.0 + (kept - 1) * step)
+    for centre in (1610.0, 2190.0):
+        assert np.abs(wl - centre).min() < step / 2 + 1e-9, centre
+    u = urban_wavelengths()
+    assert u.size == 162 and u[0] == pytest.approx(400.0 + 4 * 2100.0 / 209)
+
+
+def test_denoise_spectral_is_the_per_band_regression():
+    """The toolbox demo's denoising (each band replaced by its least-squares fit on all the others, no
+    intercept), checked against an independent per-band ``lstsq`` loop."""
+    from simulation.hyperspectral import denoise_spectral
+
+    rng = np.random.default_rng(7)
+    base = rng.random((4, 18, 15))
+    X = np.einsum("kb,khw->bhw", rng.random((4, 9)), base) + 0.01 * rng.standard_normal((9, 18, 15))
+    V = X.reshape(9, -1)
+    want = np.empty_like(V)
+    for b in range(9):
+        A = np.delete(V, b, axis=0).T
+        want[b] = A @ np.linalg.lstsq(A, V[b], rcond=None)[0]
+    got = denoise_spectral(X)
+    np.testing.assert_allclose(got.reshape(9, -1), want, rtol=1e-8, atol=1e-10)
+    # band-independent noise is removed, the shared signal kept (many bands, few sources: as on a real cube)
+    clean = np.einsum("kb,khw->bhw", rng.random((4, 60)), base)
+    noisy = clean + 0.02 * rng.standard_normal(clean.shape)
+    assert np.abs(denoise_spectral(noisy) - clean).mean() < 0.7 * np.abs(noisy - clean).mean()
+
+
+def test_ergas_fused_means_is_the_toolbox_convention():
+    """Yokoya's ERGAS.m divides by the mean of its first argument, the fused image: a constant band 1
+    fused as 2 gives 100/4 * sqrt(1 / 2^2) = 12.5 (reference means: 25)."""
+    from geofuse.metrics import reduced
+    from simulation.hyperspectral import ergas_fused_means
+
+    g = np.ones((1, 8, 8))
+    assert ergas_fused_means(2 * g, g, 4) == pytest.approx(12.5)
+    assert float(reduced.ergas(2 * g, g, 4)) == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("stage", ["after", "before"])
+def test_hs_noise_stage(srf_dir, stage):
+    """HS noise on the LR-HSI (``after``, the review's observation model) keeps its sigma; added to the
+    reference before the PSF (``before``) it is averaged down by the PSF's noise gain sqrt(sum k^2) of
+    the 8x8 Gaussian (FWHM 4), computed here from its definition."""
+    ref = _cube(bands=6, rows=96, cols=96).copy(data=np.ones((6, 96, 96), np.float32))
+    ref = ref.assign_coords(wavelength=("band", np.linspace(450.0, 850.0, 6)))
+    R = np.full((2, 6), 1 / 6)
+    hs, _ = degrade.simulate_hs_ms(ref, 4, R, snr_hs=30.0, snr_ms=None, seed=3, hs_noise=stage)
+    d = np.arange(8) - 3.5
+    g = np.exp(-0.5 * (d / (4 / 2.35482)) ** 2)
+    k = np.outer(g, g) / np.outer(g, g).sum()
+    sigma = 10 ** (-30 / 20) * (np.sqrt((k ** 2).sum()) if stage == "before" else 1.0)
+    got = float(np.std(hs.values[:, 1:-1, 1:-1]))
+    assert got == pytest.approx(sigma, rel=0.1), (got, sigma)
+    with pytest.raises(ParameterError, match="noise stage"):
+        degrade.simulate_hs_ms(ref, 4, R, hs_noise="middle")

@@ -76,7 +76,8 @@ def _halo(params, ratio: int) -> int:
         up = max(upsample_halo(ratio, p, k) for p in phases)
     engine_kind = "interp23tap" if not ratio & (ratio - 1) else "lanczos3"
     engine_up = min(upsample_halo(ratio, p, engine_kind) for p in phases)
-    return K.psf_halo(ratio) + ratio * max(0, up - engine_up)
+    fit = 2 * ratio + 1 if params.get("fit_lr", "psf") == "bicubic_aa" else K.psf_halo(ratio)
+    return max(K.psf_halo(ratio), fit) + ratio * max(0, up - engine_up)
 
 
 def _msi_lr_tile(block) -> torch.Tensor:
@@ -117,12 +118,53 @@ def _nnls_with_intercept(mean: np.ndarray, cov: np.ndarray, n: float, nk: int) -
     return out[:nk], out[nk]
 
 
-FIT_LR = ("psf", "bilinear", "bilinear_aa")
+FIT_LR = ("psf", "bilinear", "bilinear_aa", "bicubic_aa")
 
 
 def _fit_param(default: str) -> Parameter:
     return Parameter("fit_lr", "str", default, "MSI degradation onto the HS grid for the synthetic-PAN fit: the HS "
-                     "PSF, or imresize bilinear without / with antialiasing (the review's toolbox)", choices=FIT_LR)
+                     "PSF, or imresize bilinear without / with antialiasing, or imresize bicubic with "
+                     "antialiasing (the review's toolbox: bilinear in GLP-HS and SFIM-HS, bicubic in GSA)",
+                     choices=FIT_LR)
+
+
+def _cubic(h: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB / Octave ``imresize`` ``'bicubic'``; Keys 1981,
+    doi:10.1109/TASSP.1981.1163711)."""
+    a = np.abs(h)
+    return np.where(a <= 1, 1.5 * a ** 3 - 2.5 * a ** 2 + 1,
+                    np.where(a < 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, 0.0))
+
+
+def imresize_shrink_kernel(ratio: int, phase: float) -> tuple[np.ndarray, int]:
+    """1-D weights of MATLAB's ``imresize(x, 1/ratio, 'bicubic')`` with antialiasing (the default when
+    shrinking; Octave's image package since 2.14 too): the cubic kernel stretched by ``ratio``,
+    ``w(d) = cubic(d / ratio) / ratio``, sampled at the input pixels around the output pixel's centre
+    ``ratio*k + phase`` (half-integer for even ratios), normalised to sum one as MATLAB does.
+
+    Parameters
+    ----------
+    ratio : int
+        Shrink factor.
+    phase : float
+        HR position of LR sample 0 (``(ratio - 1) / 2`` for corner-aligned grids).
+
+    Returns
+    -------
+    (weights, offset) : an odd-length 1-D kernel (``2 * ceil(2 * ratio + frac) + 1`` taps) centred on
+    ``floor(phase)``, and that integer pick offset for :func:`geofuse.kernels.filters.correlate2d`.
+
+    References
+    ----------
+    R. Keys, "Cubic convolution interpolation for digital image processing", IEEE TASSP 29(6), 1981,
+    doi:10.1109/TASSP.1981.1163711; Yokoya et al. 2017 (the toolbox's GSA fit), doi:10.1109/MGRS.2016.2637824.
+    """
+    a = int(np.floor(phase + 1e-9))
+    frac = phase - a
+    half = int(np.ceil(2 * ratio + frac))
+    t = np.arange(-half, half + 1, dtype=np.float64)
+    w = _cubic((t - frac) / ratio) / ratio
+    return w / w.sum(), a
 
 
 def _block_fit_lr(block, est, params) -> torch.Tensor:
@@ -140,6 +182,9 @@ def fit_lr_tile(block, params) -> torch.Tensor:
         return _msi_lr_tile(block)
     if how == "bilinear":  # point sampling at the LR pixel centres (Octave imresize, no antialiasing)
         return block.decimate(block.pan)
+    if how == "bicubic_aa":
+        (ky, oy), (kx, ox) = (imresize_shrink_kernel(r, p) for p in block.phase)
+        return correlate2d(block.pan, np.outer(ky, kx), mode="symmetric", stride=r, offset=(oy, ox))
     d = np.arange(-r, r + 1, dtype=np.float64)  # MATLAB imresize antialiasing: triangle of half-width r
     tri = np.clip(1 - np.abs(d) / r, 0, None)
     k2, off = decimation_kernel(np.outer(tri, tri) / np.outer(tri, tri).sum(), block.phase)
@@ -224,14 +269,17 @@ def _sfim_estimate(ctx, params):
         wc = dask.delayed(fit, nout=2)(m.mean, m.cov, m.n, nk)
     w = da.from_delayed(wc[0], shape=(nk, B), dtype=np.float64)
     c = da.from_delayed(wc[1], shape=(B,), dtype=np.float64)
-    return {"w": w, "c": c, "floor": 0.01 * da.fabs(m.mean[nk:])}
+    return {"w": w, "c": c, "floor": float(params.get("ratio_floor", 0.01)) * da.fabs(m.mean[nk:])}
 
 
 def _sfim_apply(block, est, params) -> torch.Tensor:
     hs_up = upsample_hs(block, block.ms_lr, params)
     pan = K.synthetic_pan(block.pan, est["w"], est["c"])
     pan_low = upsample_hs(block, K.synthetic_pan(fit_lr_tile(block, params), est["w"], est["c"]), params)
-    return K.sfim_hs(hs_up, pan, pan_low, est["floor"])
+    # ratio_floor = 0: the review toolbox's plain ratio (SFIM.m divides by the synthetic low pass wherever
+    # it is, even near zero or negative in dark bands)
+    floor = est["floor"] if float(params.get("ratio_floor", 0.01)) > 0 else None
+    return K.sfim_hs(hs_up, pan, pan_low, floor)
 
 
 register(MethodSpec(
@@ -239,8 +287,12 @@ register(MethodSpec(
     scenario="hyperspectral", inputs=("hs", "msi"),
     parameters=(_up_param("nearest"), _fit_param("psf"),
                 Parameter("regression", "str", "nnls",
-                          "synthetic-PAN regression: non-negative (toolbox mode 3) or plain LS",
-                          choices=("nnls", "ls"))),
+                          "synthetic-PAN regression: non-negative (the toolbox's mode 3) or plain LS (mode 2, the "
+                          "one the review's demo runs)", choices=("nnls", "ls")),
+                Parameter("ratio_floor", "float", 0.01,
+                          "guard of the ratio: where the synthetic low pass is below this fraction of the HS band "
+                          "mean the detail is added instead of multiplied; 0 = the toolbox's unguarded ratio",
+                          min=0.0)),
     references=("10.1080/014311600750037499", SELVA_2015, YOKOYA_2017),
     summary="Each HS band is modulated by the ratio of its synthetic PAN (non-negative least-squares "
             "combination of the MSI bands, fitted on the HS grid) to the same combination of the "
