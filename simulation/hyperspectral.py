@@ -272,7 +272,7 @@ def denoise_spectral(cube: np.ndarray) -> np.ndarray:
 #: * ``sfim_hs`` (Methods/SFIM/SFIM.m, demo ``m = 2``): least squares (mode 2, not 3), the same
 #:   ``bilinear`` shrink for the fit, nearest-neighbour interpolation, unguarded ratio;
 #: * ``gsa_hs`` (Methods/GS/GSA_wrapper.m, GSA.m): intensity weights regressed on the MSI band shrunk by
-#:   ``imresize`` (bicubic, antialiased; ``bilinear_aa`` is geofuse's closest), HS interpolated by
+#:   ``imresize`` (bicubic, antialiased: ``fit_lr="bicubic_aa"``), HS interpolated by
 #:   ``imresize`` bicubic (the default);
 #: * ``cnmf``, ``hysure``, ``dictionary_admm``: defaults (see simulation/results/hs_iterative_quality.md).
 TOOLBOX_PARAMS: dict[str, dict[str, Any]] = {
