@@ -32,12 +32,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20240611)
     args = ap.parse_args(argv)
     pan_p, ms_p = bp.generate(args.size, args.seed, bp.WORK)
-    snaps = {label: bp.snapshot(rev, bp.WORK) for label, rev in (("before", args.before), ("after", args.after))}
+    revs = (("before", args.before), ("after", args.after))
+    snaps = {label: bp.snapshot(rev, bp.WORK) for label, rev in revs}
     env = dict(os.environ, PYTHONWARNINGS="ignore", GEOFUSE_BENCH_DIR=str(HERE))
     runs = []
     out = bp.WORK / "ba_out.tif"
     for rep in range(args.repeat):
-        configs = [("gdal", "brovey", None)] + [(lab, m, s) for m in args.methods.split(",") for lab, s in snaps.items()]
+        configs = [("gdal", "brovey", None)]
+        configs += [(lab, m, s) for m in args.methods.split(",") for lab, s in snaps.items()]
         for tool, method, snap in configs:
             if snap is None:
                 cmd = bp.gdal_cmd(pan_p, ms_p, out, "GTiff", "none")
