@@ -339,12 +339,62 @@ class Prepared:
 def _overlap(x: da.Array, dy: int, dx: int) -> da.Array:
     """Share ``dy``/``dx`` pixels with the neighbouring blocks (none beyond the image: ``boundary='none'``).
 
-    Without any depth the array is used as it is (a zero-depth overlap layer trips dask's task fusion
-    after a chunk merge: "Cannot fuse tasks with multiple outputs").
+    Each haloed block is one task that cuts its halo out of the (up to 9) neighbouring chunks and
+    assembles it in one copy: the same blocks as ``dask.array.overlap.overlap(boundary='none')``, but
+    one task per block instead of a slice task per neighbour piece plus concatenations (~50 tasks
+    per block, which the threaded scheduler also materialised far ahead of their consumers).
+    Without any depth the array is used as it is.
     """
     if dy == 0 and dx == 0:
         return x
-    return da.overlap.overlap(x, depth={0: 0, 1: dy, 2: dx}, boundary="none")
+    if x.ndim != 3 or x.numblocks[0] != 1:
+        return da.overlap.overlap(x, depth={0: 0, 1: dy, 2: dx}, boundary="none")
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    cy, cx = x.chunks[1], x.chunks[2]
+    if min(cy) < dy or min(cx) < dx:  # a neighbour thinner than the halo: dask's general overlap
+        return da.overlap.overlap(x, depth={0: 0, 1: dy, 2: dx}, boundary="none")
+    name = "halo-" + tokenize(x, dy, dx)
+    ny, nx = len(cy), len(cx)
+
+    def pieces(n: int, i: int, d: int) -> list[tuple[int, slice]]:
+        out = [(i - 1, slice(-d, None))] if i > 0 else []
+        out.append((i, slice(None)))
+        if i < n - 1:
+            out.append((i + 1, slice(0, d)))
+        return out
+
+    dsk = {}
+    for i in range(ny):
+        for j in range(nx):
+            py, px = pieces(ny, i, dy), pieces(nx, j, dx)
+            keys = [(x.name, 0, bi, bj) for bi, _ in py for bj, _ in px]
+            dsk[(name, 0, i, j)] = (_assemble_halo, keys, tuple(sy for _, sy in py), tuple(sx for _, sx in px))
+    chunks = (x.chunks[0],
+              tuple(c + dy * ((i > 0) + (i < ny - 1)) for i, c in enumerate(cy)),
+              tuple(c + dx * ((j > 0) + (j < nx - 1)) for j, c in enumerate(cx)))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+    return da.Array(graph, name, chunks, meta=x._meta)
+
+
+def _assemble_halo(chunks, rows, cols) -> np.ndarray:
+    """One haloed block from its neighbour ``chunks`` (row-major) and the row / column slice to take
+    from each neighbour row / column."""
+    nc = len(cols)
+    parts = [[chunks[a * nc + b][:, sy, sx] for b, sx in enumerate(cols)] for a, sy in enumerate(rows)]
+    H = sum(r[0].shape[1] for r in parts)
+    W = sum(p.shape[2] for p in parts[0])
+    first = parts[0][0]
+    out = np.empty((first.shape[0], H, W), dtype=first.dtype)
+    y = 0
+    for r in parts:
+        x = 0
+        for p in r:
+            out[:, y:y + p.shape[1], x:x + p.shape[2]] = p
+            x += p.shape[2]
+        y += r[0].shape[1]
+    return out
 
 
 def _block_ms(block: Block, est, params) -> torch.Tensor:
@@ -595,10 +645,20 @@ def fuse_prepared(spec, prep: Prepared, params: Mapping[str, Any]) -> da.Array:
                          use_pan="pan" in spec.inputs or "msi" in spec.inputs)
 
 
+def _cast_block(x: np.ndarray, dtype: np.dtype, lo: float | None, hi: float | None) -> np.ndarray:
+    """Round and clip (integers), then cast one block: one rounded copy (the input block may be shared,
+    so it is never modified), clipped in place."""
+    if lo is not None:
+        x = np.rint(x)
+        np.clip(x, lo, hi, out=x)
+    return x.astype(dtype, copy=False)
+
+
 def to_output_dtype(x: da.Array, dtype: np.dtype, valid: da.Array | None, nodata: float | None) -> da.Array:
     """Cast to ``dtype`` (integers: rounded and clipped to the dtype's range, kept off the nodata value)
     and write ``nodata`` where ``valid`` is False."""
     dtype = np.dtype(dtype)
+    lo = hi = None
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         lo, hi = float(info.min), float(info.max)
@@ -606,8 +666,7 @@ def to_output_dtype(x: da.Array, dtype: np.dtype, valid: da.Array | None, nodata
             lo += 1
         elif nodata is not None and nodata == hi:
             hi -= 1
-        x = da.clip(da.round(x), lo, hi)
-    x = x.astype(dtype)
+    x = x.map_blocks(_cast_block, dtype, lo, hi, dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
     if valid is not None:
         fill = nodata if nodata is not None else (np.nan if np.issubdtype(dtype, np.floating) else 0)
         x = da.where(valid[None], x, np.asarray(fill).astype(dtype))

@@ -33,30 +33,85 @@ class Moments:
         return da.sqrt(da.diagonal(self.cov))
 
 
-def _stack(arrays) -> da.Array:
+def _stack(arrays) -> list[da.Array]:
+    """The arrays as (B_i, H, W) on the first one's spatial chunks (stacked inside the block task)."""
     arrays = [a if a.ndim == 3 else a[None] for a in arrays]
-    if len(arrays) == 1:
-        return arrays[0]
     base = arrays[0].chunks[1:]
-    return da.concatenate([a.rechunk((a.shape[0],) + base) for a in arrays], axis=0)
+    return [a.rechunk(((a.shape[0],),) + base) for a in arrays]
 
 
-def _block_moments(x: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """(K, 1, 1) block summary: [n, mean (B), centred cross-products (B*B)]."""
-    B = x.shape[0]
-    x = x.reshape(B, -1).astype(np.float64)
-    if w is not None:
-        keep = w.reshape(-1).astype(bool)
-        x = x[:, keep]
-    n = x.shape[1]
+#: Pixels per slab in :func:`_block_moments` (the float64 copy of a slab stays in the CPU cache).
+SLAB_PIXELS = 1 << 14
+
+
+def _block_moments(*xs: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """(K, 1, 1) block summary of the stacked bands of ``xs``: [n, mean (B), centred cross-products (B*B)].
+
+    The block is reduced slab by slab (``SLAB_PIXELS`` pixels at a time, converted to float64 in the
+    cache rather than copying the whole block): sums and cross-products of the samples minus a shift
+    (the first slab's mean), accumulated in float64, then centred exactly,
+    ``M2 = S2 - S1 S1^T / n``; with the shift close to the mean nothing large cancels. The products
+    run in torch (one thread per dask task), not numpy's threaded BLAS, whose worker threads spin
+    on every one of the many small calls.
+    """
+    import threading
+
+    import torch
+
+    from .engine import _configure_torch_threads
+
+    _configure_torch_threads()
+    if threading.current_thread() is threading.main_thread() and torch.get_num_threads() > 1:
+        # synchronous scheduler: these many small products are slower with an intra-op thread pool
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _block_moments(*xs, w=w)
+        finally:
+            torch.set_num_threads(prev)
+    # (B_i, rows, cols) views, strided as they come (trimmed tiles are not contiguous): slabs of whole
+    # rows are copied straight from them into the float64 buffer
+    ts = [torch.from_numpy(x.reshape((x.shape[0], 1, -1) if x.ndim < 3 else (x.shape[0],) + x.shape[-2:]))
+          for x in xs]
+    B = sum(t.shape[0] for t in ts)
+    R, W = ts[0].shape[1], ts[0].shape[2]
+    keep = None if w is None else torch.from_numpy(np.asarray(w, dtype=bool).reshape(R, W))
+    rows = max(1, max(1024, SLAB_PIXELS * 4 // max(B, 1)) // max(W, 1))
+    n = 0
+    shift = None
+    s1 = torch.zeros(B, dtype=torch.float64)
+    s2 = torch.zeros((B, B), dtype=torch.float64)
+    slab = torch.empty((B, min(rows, R), W), dtype=torch.float64)
+    for r0 in range(0, R, rows):
+        r1 = min(R, r0 + rows)
+        b = 0
+        for t in ts:
+            slab[b:b + t.shape[0], :r1 - r0].copy_(t[:, r0:r1])
+            b += t.shape[0]
+        v = slab[:, :r1 - r0].reshape(B, -1)
+        if keep is not None:
+            v = v[:, keep[r0:r1].reshape(-1)]
+        if v.shape[1] == 0:
+            continue
+        if shift is None:
+            shift = v.mean(dim=1, keepdim=True)
+        v = v - shift
+        n += v.shape[1]
+        s1 += v.sum(dim=1)
+        s2 += v @ v.T
     out = np.zeros(1 + B + B * B)
     out[0] = n
     if n:
-        m = x.mean(axis=1)
-        xc = x - m[:, None]
-        out[1:1 + B] = m
-        out[1 + B:] = (xc @ xc.T).ravel()
+        s1n, s2n = s1.numpy(), s2.numpy()
+        d = s1n / n
+        out[1:1 + B] = shift[:, 0].numpy() + d
+        out[1 + B:] = (s2n - np.outer(s1n, d)).ravel()
     return out[:, None, None]
+
+
+def _block_moments_masked(*args: np.ndarray) -> np.ndarray:
+    """:func:`_block_moments` of ``args[:-1]`` over the pixels where the mask ``args[-1]`` is True."""
+    return _block_moments(*args[:-1], w=args[-1])
 
 
 def _merge_moments(parts: np.ndarray, B: int) -> np.ndarray:
@@ -83,13 +138,15 @@ def moments(arrays, valid: da.Array | None = None) -> Moments:
 
     ``valid`` (H, W) bool excludes nodata pixels.
     """
-    x = _stack(list(arrays))
-    B = x.shape[0]
-    x = x.rechunk((B,) + x.chunks[1:])
+    xs = _stack(list(arrays))
+    B = sum(x.shape[0] for x in xs)
     K = 1 + B + B * B
-    out_chunks = ((K,), (1,) * x.numblocks[1], (1,) * x.numblocks[2])
-    args = [x] if valid is None else [x, valid.rechunk(x.chunks[1:])[None]]
-    parts = da.map_blocks(_block_moments, *args, chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
+    out_chunks = ((K,), (1,) * xs[0].numblocks[1], (1,) * xs[0].numblocks[2])
+    if valid is None:
+        parts = da.map_blocks(_block_moments, *xs, chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
+    else:
+        parts = da.map_blocks(_block_moments_masked, *xs, valid.rechunk(xs[0].chunks[1:])[None], chunks=out_chunks,
+                              dtype=np.float64, meta=np.empty((0, 0, 0)))
     merged = da.from_delayed(dask.delayed(_merge_moments)(parts, B), shape=(K,), dtype=np.float64)
     n = merged[0]
     return Moments(n=n, mean=merged[1:1 + B], cov=merged[1 + B:].reshape(B, B) / (n - 1))

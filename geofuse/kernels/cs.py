@@ -70,7 +70,10 @@ def gsa(ms: torch.Tensor, pan: torch.Tensor, alpha: torch.Tensor, gains: torch.T
     B. Aiazzi, S. Baronti, M. Selva, "Improving component substitution pansharpening through
     multivariate regression of MS+Pan data", IEEE TGRS 45(10), 2007, doi:10.1109/TGRS.2007.901007.
     """
-    centred = ms - ms_mean[:, None, None]
-    intensity = band_sum(centred, alpha)
-    detail = pan - pan_mean.reshape(1, 1, 1) - intensity
-    return ms + gains[:, None, None] * detail
+    # I0 accumulated band by band from (MS_b - mu_b) * alpha_b (the order of band_sum), without forming
+    # the centred (C, H, W) copy
+    intensity = (ms[0:1] - ms_mean[0]) * alpha[0]
+    for b in range(1, ms.shape[0]):
+        intensity = intensity + (ms[b:b + 1] - ms_mean[b]) * alpha[b]
+    detail = (pan - pan_mean.reshape(1, 1, 1)).sub_(intensity)
+    return (gains[:, None, None] * detail).add_(ms)

@@ -28,6 +28,7 @@ high-resolution MS and Pan imagery", Photogrammetric Engineering & Remote Sensin
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -490,9 +491,11 @@ def _correlate1d(x: Tensor, k: Tensor, axis: int, mode: str, stride: int = 1, di
         else:
             weight, st, dl = k.reshape(c, 1, 1, n), (1, stride), (1, dilation)
         return F.conv2d(xp.unsqueeze(0), weight.contiguous(), stride=st, dilation=dl, groups=c)[0]
+    shared = bool((k == k[:1]).all())
+    if shared and stride == 1 and dilation == 1 and n >= _MIN_TAPS_GEMM:
+        return _correlate1d_banded(xp, k[0], axis, nout)
     # Short kernels: multiply-add of strided views, one pass per tap (memory-bound, far faster on CPU
     # than a depthwise (n, 1) conv2d, and never builds a dilated / zero-inserted kernel).
-    shared = bool((k == k[:1]).all())
 
     def tap(u: int) -> Tensor:
         v = xp.narrow(axis, u * dilation, (nout - 1) * stride + 1)
@@ -515,6 +518,46 @@ def _correlate1d(x: Tensor, k: Tensor, axis: int, mode: str, stride: int = 1, di
 
 
 _MAX_TAP_LOOP = 64
+#: From this many taps, a shared 1-D kernel (stride 1) is applied as one banded matrix product.
+_MIN_TAPS_GEMM = 9
+#: Outputs per window of that product.
+_GEMM_GROUP = 32
+
+
+@lru_cache(maxsize=64)
+def _band_matrix_1d(taps: tuple[float, ...], group: int) -> np.ndarray:
+    n = len(taps)
+    A = np.zeros((group + n - 1, group))
+    for i in range(group):
+        A[i:i + n, i] = taps
+    return A
+
+
+def _correlate1d_banded(xp: Tensor, k: Tensor, axis: int, nout: int) -> Tensor:
+    """Valid correlation of the padded ``xp`` with the shared kernel ``k`` along ``axis``, as one matrix
+    product: windows of ``_GEMM_GROUP + len(k) - 1`` samples (stride ``_GEMM_GROUP``) copied into a
+    contiguous matrix, times the banded matrix of the kernel. Compute-bound instead of one memory pass
+    per tap (2-4x faster on the CPU for 17-41 taps). Each output is the same dot product of its own
+    window whatever the tile's extent (the band's zeros add exact zeros), so chunked == whole image.
+    """
+    n = k.shape[-1]
+    g = _GEMM_GROUP
+    C = xp.shape[0]
+    npad = -(-nout // g) * g
+    extra = npad - nout
+    if extra:
+        xp = F.pad(xp, (0, 0, 0, extra) if axis == -2 else (0, extra))
+    A = torch.as_tensor(_band_matrix_1d(tuple(float(v) for v in k.tolist()), g), dtype=xp.dtype, device=xp.device)
+    G = npad // g
+    if axis == -1:
+        H = xp.shape[1]
+        u = xp.unfold(2, g + n - 1, g).contiguous().view(C * H * G, g + n - 1)
+        y = torch.mm(u, A).view(C, H, npad)
+        return y[..., :nout] if extra else y
+    W = xp.shape[2]
+    u = xp.unfold(1, g + n - 1, g).contiguous().view(C * G * W, g + n - 1)
+    y = torch.mm(u, A).view(C, G, W, g).transpose(2, 3).reshape(C, npad, W)
+    return y[:, :nout] if extra else y
 
 
 # --------------------------------------------------------------------------------------------------
@@ -748,3 +791,78 @@ def undecimated_lowpass(x: Tensor, levels: int, mode: str = "symmetric") -> Tens
         y = _correlate1d(y, k, axis=-2, mode=mode, before=0, after=0)
         y = _correlate1d(y, k, axis=-1, mode=mode, before=0, after=0)
     return y
+
+
+@lru_cache(maxsize=32)
+def _decimated_lowpass_band(n: int, levels: int, mode: str, ratio: int, phase: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the 1-D operator of :func:`undecimated_lowpass` on ``n`` samples, picked at the
+    decimation positions ``ratio*k + phase`` (half-integer phases average two rows), as a band:
+    ``(index (m, K), weight (m, K))`` with ``out[k] = sum_j weight[k, j] * x[index[k, j]]``.
+
+    The operator is separable (each level extends and filters the axes independently), so its 1-D
+    matrix is the response to the ``n`` unit impulses; the impulses' values stay dyadic, so it is
+    exact in float64.
+    """
+    k = torch.as_tensor(B3_SPLINE, dtype=torch.float64)
+    e = len(B3_SPLINE) - 1
+    y = torch.eye(n, dtype=torch.float64)[None]  # column i: the unit impulse at sample i
+    for _ in range(levels):  # the row passes of undecimated_lowpass
+        y = _correlate1d(pad(y, e, e, 0, 0, mode), k, axis=-2, mode=mode, before=0, after=0)
+    for _ in range(levels):
+        y = _correlate1d(y, k, axis=-2, mode=mode, before=0, after=0)
+    L = y[0].numpy()  # (n out, n in)
+    m = n // ratio
+    a = int(math.floor(phase + 1e-9))
+    rows = L[a::ratio][:m] if abs(phase - a) < 1e-9 else 0.5 * (L[a::ratio][:m] + L[a + 1::ratio][:m])
+    nz = rows != 0
+    lo = nz.argmax(axis=1)
+    hi = n - 1 - nz[:, ::-1].argmax(axis=1)
+    K = int((hi - lo).max()) + 1
+    lo = np.minimum(lo, n - K)  # keep every window inside the axis (extra columns weigh 0)
+    index = lo[:, None] + np.arange(K)[None, :]
+    weight = np.take_along_axis(rows, index, axis=1)
+    return index, weight
+
+
+def undecimated_lowpass_decimated(x: Tensor, levels: int, ratio: int, phase: tuple[float, float],
+                                  mode: str = "symmetric") -> Tensor:
+    r"""``decimate(undecimated_lowpass(x, levels, mode), ratio, phase)`` evaluated only where it is kept.
+
+    :func:`undecimated_lowpass` is separable, so the decimated result is :math:`P_y X P_x^T` with
+    :math:`P` the decimated rows of its 1-D operator (a band of ``8 levels + 1`` taps away from the
+    borders, exact near them); each axis is one weighted sum of gathered rows / columns in float64.
+    This needs about ``(8L+1)(1/r + 1/r^2)`` multiply-adds per input pixel instead of the ``20 L``
+    of the undecimated passes. Same values (to float32 rounding) as the two-step form, and each output
+    depends only on its own window of samples, in a fixed order, so chunked and whole-image results agree.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(C, H, W)`` with ``H, W`` multiples of ``ratio``.
+    levels, mode
+        As in :func:`undecimated_lowpass`.
+    ratio : int
+        Decimation factor.
+    phase : (float, float)
+        HR position of LR sample 0 per axis (see :func:`geofuse.kernels.resample.decimate`).
+
+    Returns
+    -------
+    Tensor
+        ``(C, H // ratio, W // ratio)``, dtype and device of ``x``.
+    """
+    _check_image(x)
+    _check_mode(mode)
+    C, H, W = x.shape
+    iy, wy = _decimated_lowpass_band(H, int(levels), mode, int(ratio), float(phase[0]))
+    ix, wx = _decimated_lowpass_band(W, int(levels), mode, int(ratio), float(phase[1]))
+    a = x.detach().cpu().numpy().astype(np.float64)
+    acc = a[:, iy[:, 0], :] * wy[:, 0][None, :, None]  # rows: (C, m, W), one gathered row set per tap
+    for j in range(1, iy.shape[1]):
+        acc += a[:, iy[:, j], :] * wy[:, j][None, :, None]
+    t = np.ascontiguousarray(acc.transpose(0, 2, 1))  # columns, the same way on the transpose
+    out = t[:, ix[:, 0], :] * wx[:, 0][None, :, None]
+    for j in range(1, ix.shape[1]):
+        out += t[:, ix[:, j], :] * wx[:, j][None, :, None]
+    out = torch.from_numpy(np.ascontiguousarray(out.transpose(0, 2, 1)))
+    return out.to(device=x.device, dtype=x.dtype)

@@ -40,9 +40,11 @@ def hpm(ms: torch.Tensor, pan_eq: torch.Tensor, pan_lp: torch.Tensor, eps: float
     """
     if floor is None and max_gain is None:
         return ms * (pan_eq / (pan_lp + eps))
+    # the same elementwise operations as ms + clamp(where(pan_lp > floor, ms / (pan_lp + eps), 1)) *
+    # (pan_eq - pan_lp), done in place on the one (C, H, W) gain tensor
     gain = ms / (pan_lp + eps)
     if floor is not None:
-        gain = torch.where(pan_lp > floor[:, None, None], gain, torch.ones_like(gain))
+        gain.masked_fill_(~(pan_lp > floor[:, None, None]), 1.0)
     if max_gain is not None:
-        gain = gain.clamp(0.0, max_gain)
-    return ms + gain * (pan_eq - pan_lp)
+        gain.clamp_(0.0, max_gain)
+    return gain.mul_(pan_eq - pan_lp).add_(ms)

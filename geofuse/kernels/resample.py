@@ -152,32 +152,56 @@ def upsample_halo(ratio: int, phase: tuple[float, float] | float, kind: str = "i
     return max(polyphase_taps(ratio, float(p), kind)[1] for p in ph)
 
 
+#: Input samples per group of the banded matrix product in :func:`apply_polyphase`.
+POLYPHASE_GROUP = 8
+
+
+@lru_cache(maxsize=64)
+def _band_matrix(taps_key: bytes, ratio: int, K: int, group: int) -> np.ndarray:
+    """(group + K - 1, ratio * group) matrix: column ``ratio*i + j`` holds phase ``j``'s taps at row ``i``."""
+    taps = np.frombuffer(taps_key, dtype=np.float64).reshape(ratio, K)
+    A = np.zeros((group + K - 1, ratio * group))
+    for i in range(group):
+        for j in range(ratio):
+            A[i:i + K, ratio * i + j] = taps[j]
+    return A
+
+
 def apply_polyphase(x: torch.Tensor, taps: np.ndarray, M: int, axis: int, mode: str) -> torch.Tensor:
     """Upsample ``x`` (C, H, W) along ``axis`` (0 = rows, 1 = columns) by the polyphase filter ``taps``
     (ratio x (2M+1): row j gives output phase j from LR samples -M..M), with border rule ``mode``.
 
-    Each output phase is a short sum of shifted views of the padded input (one multiply-add per
-    non-zero tap); the phases are interleaved by a stack + reshape. This is 2-3x faster on the CPU than
-    a thin ``conv2d`` and its summation order does not depend on the tile size.
+    The padded input is cut into overlapping windows of ``POLYPHASE_GROUP + 2M`` samples (a strided
+    view, stride ``POLYPHASE_GROUP``), and each window is multiplied by one small banded matrix whose
+    columns are the taps of the ``ratio * POLYPHASE_GROUP`` outputs it produces, already interleaved.
+    One matrix product per axis replaces a multiply-add per tap over the whole tile (3-4x faster on
+    the CPU, measured on 4 x 256^2 -> 1024^2 tiles). Every output is the same dot product of its
+    ``2M+1`` inputs whatever the tile's size (the zero entries of the band add exact zeros), so chunked
+    and whole-image results agree.
     """
     from .filters import pad
 
-    ratio = taps.shape[0]
+    ratio, K = taps.shape
     C, H, W = x.shape
     n = H if axis == 0 else W
+    g = POLYPHASE_GROUP
+    n_pad = -(-n // g) * g
     xp = pad(x, M, M, 0, 0, mode) if axis == 0 else pad(x, 0, 0, M, M, mode)
-    phases = []
-    for j in range(ratio):
-        acc = None
-        for m in range(taps.shape[1]):
-            w = float(taps[j, m])
-            if w == 0.0:
-                continue
-            v = xp.narrow(1 + axis, m, n)
-            acc = v * w if acc is None else acc.add_(v, alpha=w)
-        phases.append(acc if acc is not None else torch.zeros_like(x))
-    y = torch.stack(phases, dim=2 + axis)  # (C, H, ratio, W) or (C, H, W, ratio)
-    return y.reshape(C, H * ratio, W) if axis == 0 else y.reshape(C, H, W * ratio)
+    if n_pad > n:  # whole groups; the extra outputs are dropped below
+        extra = (0, 0, 0, n_pad - n) if axis == 0 else (0, n_pad - n)
+        xp = torch.nn.functional.pad(xp, extra)
+    A = torch.as_tensor(_band_matrix(np.ascontiguousarray(taps, dtype=np.float64).tobytes(), ratio, K, g),
+                        dtype=x.dtype, device=x.device)
+    G = n_pad // g
+    # the windows are copied into one contiguous (rows, g + 2M) matrix before the product, so that
+    # every tile takes the same GEMM path (a strided view would reach BLAS with another leading dim)
+    if axis == 1:
+        u = xp.unfold(2, g + K - 1, g).contiguous().view(C * H * G, g + K - 1)
+        y = torch.mm(u, A).view(C, H, n_pad * ratio)
+        return y[..., :n * ratio] if n_pad > n else y
+    u = xp.unfold(1, g + K - 1, g).contiguous().view(C * G * W, g + K - 1)
+    y = torch.mm(u, A).view(C, G, W, ratio * g).transpose(2, 3).reshape(C, n_pad * ratio, W)
+    return y[:, :n * ratio] if n_pad > n else y
 
 
 def _upsample_axis(x: torch.Tensor, ratio: int, phase: float, kind: str, mode: str, axis: int) -> torch.Tensor:

@@ -15,8 +15,7 @@ import torch
 from .. import stats
 from ..kernels import cs, mra
 from ..kernels.cs_classic import lp_filter_gauss
-from ..kernels.filters import (correlate2d, undecimated_lowpass, undecimated_lowpass_halo,
-                               mtf_kernels)
+from ..kernels.filters import correlate2d, mtf_kernels, undecimated_lowpass_decimated, undecimated_lowpass_halo
 from ..kernels.resample import decimation_kernel
 from ..registry import MethodSpec, register
 
@@ -53,18 +52,18 @@ def _lowpass_levels(ratio: int) -> int:
 def _gsa_pan_lr(block, est, params) -> torch.Tensor:
     """LPfilterPlusDec: undecimated Starck-Murtagh wavelet low pass (ceil(log2(ratio)) levels, details
     zeroed, ``ndwt2_working``/``indwt2_working``) of the PAN, then decimation onto the LR grid."""
-    lp = undecimated_lowpass(block.pan, _lowpass_levels(block.ratio), mode="symmetric")
-    return block.decimate(lp)
+    return undecimated_lowpass_decimated(block.pan, _lowpass_levels(block.ratio), block.ratio, block.phase,
+                                         mode="symmetric")
 
 
 def _gsa_estimate(ctx, params):
     pan_lr = ctx.tile_map(_gsa_pan_lr, bands=1, grid="lr")
     alpha, _ = stats.regress(pan_lr, ctx.ms_lr, ctx.valid_lr, intercept=True)
-    m = stats.moments([ctx.ms], ctx.valid_hr)
-    pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
-    cov_ia = m.cov @ alpha  # cov(I0, MS_b) for every band
+    C = ctx.ms_lr.shape[0]
+    m = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)  # one pass: the MS statistics and the PAN mean
+    cov_ia = m.cov[:C, :C] @ alpha  # cov(I0, MS_b) for every band
     var_i = alpha @ cov_ia
-    return {"alpha": alpha, "gains": cov_ia / var_i, "ms_mean": m.mean, "pan_mean": pan_mean}
+    return {"alpha": alpha, "gains": cov_ia / var_i, "ms_mean": m.mean[:C], "pan_mean": m.mean[C:]}
 
 
 def _gsa_apply(block, est, params) -> torch.Tensor:
