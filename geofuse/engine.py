@@ -55,6 +55,7 @@ from .device import resolve_device
 from .errors import BandCountError, InputError, ParameterError
 from .kernels.hs_simple import gaussian_psf_kernel, psf_halo
 from .kernels.resample import INTERPOLATORS, decimate, upsample, upsample_halo
+from .raster import nodata_of  # noqa: F401  (engine.nodata_of is used by api and degrade)
 
 COMPAT = ("default", "toolbox")
 DEFAULT_CHUNK = 1024
@@ -491,18 +492,6 @@ def _clone_reads(arr: da.Array) -> da.Array:
         if any(dep not in graph for dep in getattr(task, "dependencies", ())):
             return arr
     return cloned
-
-
-def nodata_of(x: xr.DataArray) -> float | None:
-    """The nodata value of a raster (rioxarray's encoded or attribute nodata, or ``_FillValue``)."""
-    nd = None
-    try:
-        nd = x.rio.nodata
-    except Exception:  # pragma: no cover - rioxarray not applicable
-        nd = None
-    if nd is None:
-        nd = x.attrs.get("_FillValue", x.encoding.get("_FillValue"))
-    return None if nd is None else float(nd)
 
 
 def _valid_mask(arr: da.Array, nodata: float | None, floating: bool) -> da.Array | None:
