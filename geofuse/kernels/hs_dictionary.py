@@ -323,22 +323,40 @@ def weighted_subspace_admm(hs: Tensor, msi: Tensor, E: Tensor, R: Tensor, ratio:
     return X
 
 
+def fft_size(n: int, multiple: int = 1) -> int:
+    """The smallest ``m >= n`` that is a multiple of ``multiple`` and has no prime factor above 5 (FFT
+    lengths with a large prime factor are several times slower: 376 = 8 x 47 vs 384 = 2^7 x 3)."""
+    m = max(1, -(-n // multiple) * multiple)
+    while True:
+        k = m
+        for f in (2, 3, 5):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += multiple
+
+
 def weighted_subspace_admm_mirrored(hs: Tensor, msi: Tensor, E: Tensor, R: Tensor, ratio: int, psf, *,
                                     pad_lr: int = 8, weights: Tensor | None = None, x0: Tensor | None = None,
                                     **kw) -> Tensor:
     """:func:`weighted_subspace_admm` on the tile extended by ``pad_lr`` HS samples (``ratio * pad_lr`` MSI
     pixels) of half-sample mirror on every side, cropped back (as
     :func:`geofuse.kernels.hs_hysure.subspace_admm_mirrored`: the FFT's periodic wrap then joins mirrored
-    content, not opposite sides of the tile)."""
+    content, not opposite sides of the tile). The bottom and right extensions are lengthened by whole
+    HS samples up to an FFT-friendly size (:func:`fft_size`)."""
     if pad_lr <= 0:
         return weighted_subspace_admm(hs, msi, E, R, ratio, psf, weights=weights, x0=x0, **kw)
     q = ratio * pad_lr
-    hp = pad(hs, pad_lr, pad_lr, pad_lr, pad_lr, "symmetric")
-    mp = pad(msi, q, q, q, q, "symmetric")
-    wp = None if weights is None else pad(weights[None], q, q, q, q, "symmetric")[0]
-    xp = None if x0 is None else pad(x0, q, q, q, q, "symmetric")
+    _, H, W = msi.shape
+    ey = (fft_size(H + 2 * q, ratio) - H - 2 * q) // ratio
+    ex = (fft_size(W + 2 * q, ratio) - W - 2 * q) // ratio
+    hp = pad(hs, pad_lr, pad_lr + ey, pad_lr, pad_lr + ex, "symmetric")
+    mp = pad(msi, q, q + ratio * ey, q, q + ratio * ex, "symmetric")
+    wp = None if weights is None else pad(weights[None], q, q + ratio * ey, q, q + ratio * ex, "symmetric")[0]
+    xp = None if x0 is None else pad(x0, q, q + ratio * ey, q, q + ratio * ex, "symmetric")
     X = weighted_subspace_admm(hp, mp, E, R, ratio, psf, weights=wp, x0=xp, **kw)
-    return X[:, q:X.shape[1] - q, q:X.shape[2] - q]
+    return X[:, q:q + H, q:q + W]
 
 
 def _box_mean(x: Tensor, radius: int) -> Tensor:
