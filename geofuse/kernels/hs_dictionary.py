@@ -18,10 +18,16 @@ Steps (the first two are global, in the method's ``estimate``; the rest run per 
    explains the HS residual :math:`r_h = Y_h - \mathcal{BD}(X_0)` by the degraded injection
    :math:`\mathcal{BD}(\Delta)` (the spectral correlation of the two residual fields, clipped to
    ``[0, 1]``), interpolated onto the MSI grid: :math:`X_1 = X_0 + \beta\Delta`.
-5. **Variational refinement** by ADMM (:func:`geofuse.kernels.hs_hysure.subspace_admm`, warm-started at
-   :math:`X_1`): a spectral term tying the result to the HS through blur + decimation, an MSI term
-   through the SRF, and a spatial vector-TV term weighted by the MSI's gradients,
-   :math:`w = 1 / (1 + |\nabla M| / \bar g)`, so that edges present in the MSI are cheap.
+5. **Variational refinement** by ADMM (HySure's splitting, :func:`weighted_subspace_admm`, warm-started at
+   the coefficients of :math:`X_1` in :math:`E`): a spectral term tying the result to the HS through
+   blur + decimation, an MSI term through the SRF, and a spatial vector-TV term weighted by the MSI's
+   gradients, :math:`w = 1 / (1 + |\nabla M| / \bar g)`, so that edges present in the MSI are cheap.
+
+Cost per chunk (steps 3-5): steps 3-4 never form a ``B``-band image on the MSI grid (they run on the
+``A`` code planes, the ``K`` MSI planes and the ``p`` subspace coefficients; every step is linear in the
+spectra), in float64; the ADMM works on ``p`` coefficient planes with four real FFTs per iteration, in
+float32 by default. Memory is a fixed number of planes per MSI pixel of the (halo + mirror-padded) tile,
+independent of the scene (measurements: simulation/results/hyperspectral_speed.md).
 
 References
 ----------
