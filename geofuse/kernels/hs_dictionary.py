@@ -395,10 +395,17 @@ def _box_mean(x: Tensor, radius: int) -> Tensor:
 
 
 def gradient_magnitude(x: Tensor) -> Tensor:
-    """``(C, H, W) -> (H, W)``: sqrt of the sum over bands of squared forward differences (replicate)."""
-    gx = torch.diff(x, dim=2, append=x[:, :, -1:])
-    gy = torch.diff(x, dim=1, append=x[:, -1:, :])
-    return torch.sqrt((gx ** 2 + gy ** 2).sum(0))
+    """``(C, H, W) -> (H, W)``: sqrt of the sum over bands of squared forward differences (replicate).
+    Accumulated band by band: a few ``(H, W)`` planes of work memory instead of ``(C, H, W)`` ones (the
+    estimate runs it on a window of up to ``estimate_pixels`` pixels)."""
+    acc = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
+    for b in range(x.shape[0]):
+        xb = x[b]
+        gx = torch.diff(xb, dim=1, append=xb[:, -1:])
+        acc.addcmul_(gx, gx)
+        gy = torch.diff(xb, dim=0, append=xb[-1:, :])
+        acc.addcmul_(gy, gy)
+    return acc.sqrt_()
 
 
 def dictionary_admm_apply(hs: Tensor, msi: Tensor, est: dict, ratio: int, phase, psf, *, sparsity: int = 3,
@@ -498,7 +505,7 @@ def dictionary_admm_estimate(hs: Tensor, msi: Tensor, R: Tensor, *, atoms: int =
     Vh = hs.reshape(B, -1) / s
     D = learn_dictionary(Vh, atoms=atoms, sparsity=max(sparsity, 1), iters=dict_iters, seed=seed)
     E = hysure_basis(Vh, p, "vca", seed)
-    g = gradient_magnitude(msi / s).mean()
+    g = gradient_magnitude(msi).mean() / s  # the gradient is linear in the data: scale once, not per pixel
     return {"D": D, "E": E, "srf": R.to(hs), "scale": torch.tensor(s, dtype=hs.dtype),
             "grad_mean": g.to(hs.dtype)}
 
