@@ -854,15 +854,17 @@ def undecimated_lowpass_decimated(x: Tensor, levels: int, ratio: int, phase: tup
     _check_image(x)
     _check_mode(mode)
     C, H, W = x.shape
-    iy, wy = _decimated_lowpass_band(H, int(levels), mode, int(ratio), float(phase[0]))
-    ix, wx = _decimated_lowpass_band(W, int(levels), mode, int(ratio), float(phase[1]))
-    a = x.detach().cpu().numpy().astype(np.float64)
-    acc = a[:, iy[:, 0], :] * wy[:, 0][None, :, None]  # rows: (C, m, W), one gathered row set per tap
+    f64 = dict(dtype=torch.float64, device=x.device)
+    iy, wy = (torch.as_tensor(a, device=x.device) if i == 0 else torch.as_tensor(a, **f64) for i, a in
+              enumerate(_decimated_lowpass_band(H, int(levels), mode, int(ratio), float(phase[0]))))
+    ix, wx = (torch.as_tensor(a, device=x.device) if i == 0 else torch.as_tensor(a, **f64) for i, a in
+              enumerate(_decimated_lowpass_band(W, int(levels), mode, int(ratio), float(phase[1]))))
+    # rows: one gathered (C, m, W) row set per tap, accumulated in float64 (only the decimated rows are
+    # ever float64, never the whole tile); then the columns the same way. Pure torch: runs on x's device.
+    acc = x.index_select(1, iy[:, 0]).double().mul_(wy[:, 0][None, :, None])
     for j in range(1, iy.shape[1]):
-        acc += a[:, iy[:, j], :] * wy[:, j][None, :, None]
-    t = np.ascontiguousarray(acc.transpose(0, 2, 1))  # columns, the same way on the transpose
-    out = t[:, ix[:, 0], :] * wx[:, 0][None, :, None]
+        acc.add_(x.index_select(1, iy[:, j]).double().mul_(wy[:, j][None, :, None]))
+    out = acc.index_select(2, ix[:, 0]).mul_(wx[:, 0][None, None, :])
     for j in range(1, ix.shape[1]):
-        out += t[:, ix[:, j], :] * wx[:, j][None, :, None]
-    out = torch.from_numpy(np.ascontiguousarray(out.transpose(0, 2, 1)))
-    return out.to(device=x.device, dtype=x.dtype)
+        out.add_(acc.index_select(2, ix[:, j]).mul_(wx[:, j][None, None, :]))
+    return out.to(x.dtype)
