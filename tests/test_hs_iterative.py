@@ -276,7 +276,7 @@ def jasper_metrics():
     for m in ("glp_hs", "cnmf", "hysure", "dictionary_admm"):
         f = np.asarray(geofuse.fuse_hyperspectral(hs, msi, m, dtype="float32").values, np.float64)
         out[m] = (float(reduced.sam(f, g)), float(reduced.ergas(f, g, 4)))
-    for m in ("glp_hs", "cnmf", "hysure"):
+    for m in ("glp_hs", "cnmf", "hysure", "dictionary_admm"):
         f, _ = fuse_protocol(m, hs, msi, "toolbox")
         out["toolbox", m] = (float(reduced.sam(f, g)), ergas_fused_means(f, g, 4))
     return out
@@ -327,6 +327,17 @@ def test_jasper_dictionary_admm_beats_cnmf_and_glp_on_sam(jasper_metrics):
                                         "SRF (1.71 with the Sentinel-2A SRF given); it wins on Samson and Urban")
 def test_jasper_dictionary_admm_beats_glp_on_ergas(jasper_metrics):
     assert jasper_metrics["dictionary_admm"][1] < jasper_metrics["glp_hs"][1], jasper_metrics
+
+
+@pytest.mark.slow
+def test_jasper_dictionary_admm_beats_cnmf_and_glp_in_the_toolbox_protocol(jasper_metrics):
+    """The issue's goal, in the protocol where the SPEC comparison is made (each method's output as the
+    review's demo treats it, ERGAS as its QualityIndices.m): dictionary_admm below GLP-HS and CNMF in
+    SAM and ERGAS (measured 3.60 / 1.79 vs 5.42 / 1.85 and 4.01 / 1.90)."""
+    d = jasper_metrics["toolbox", "dictionary_admm"]
+    for other in ("glp_hs", "cnmf"):
+        o = jasper_metrics["toolbox", other]
+        assert d[0] < o[0] and d[1] < o[1], (other, d, o)
 
 
 # -------------------------------------------------------------------------------------------------- PAN as MSI
