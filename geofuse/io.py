@@ -39,6 +39,7 @@ as the ``band`` coordinate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import threading
@@ -455,6 +456,49 @@ def _distributed_client(scheduler: Any) -> Any:
         return None
 
 
+class _GdalWriteLock:
+    """The lock rioxarray holds around each chunk's write, which also lets GDAL compress that chunk's
+    tiles on every CPU (``GDAL_NUM_THREADS``, a thread-local config option of the writing thread).
+
+    Chunk writes are serialised (one dataset handle at a time), so without this a compressed output
+    is compressed on one core while the others wait: deflate of a 4 x 8192^2 uint16 image took
+    7.4 s on one core, 4.6 s wall on two.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._env: Any = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._lock.acquire(blocking, timeout):
+            return False
+        import rasterio
+
+        try:
+            env = rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")
+            env.__enter__()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._env = env
+        return True
+
+    def release(self) -> None:
+        env, self._env = self._env, None
+        try:
+            if env is not None:
+                env.__exit__(None, None, None)
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> "_GdalWriteLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 @contextlib.contextmanager
 def _compute_context(scheduler: Any, progress: bool) -> Iterator[tuple[Any, dict]]:
     """Lock for rioxarray and keyword arguments for :func:`dask.compute`.
@@ -486,7 +530,7 @@ def _compute_context(scheduler: Any, progress: bool) -> Iterator[tuple[Any, dict
         bar = ProgressBar()
     try:
         with bar:
-            yield threading.Lock(), kwargs
+            yield _GdalWriteLock(), kwargs
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -541,7 +585,9 @@ def _write_tiff(out: xr.DataArray, target: Path, lock: Any, compute_kw: dict, co
         driver="GTiff", tiled=True, blockxsize=block, blockysize=block, interleave="band",
         BIGTIFF="IF_SAFER",
     )
-    if compress and str(compress).lower() != "none":
+    if compress == "zstd-1":
+        profile.update(compress="zstd", zstd_level=1)
+    elif compress and str(compress).lower() != "none":
         profile["compress"] = str(compress).lower()
     out = _align_chunks(out, block)
     with warnings.catch_warnings():
@@ -552,6 +598,33 @@ def _write_tiff(out: xr.DataArray, target: Path, lock: Any, compute_kw: dict, co
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         delayed = out.rio.to_raster(str(target), lock=lock, compute=False, windowed=False, **profile)
         dask.compute(delayed, **compute_kw)
+
+
+def _stage_compression(compress: str | None) -> str | None:
+    """Compression of the tiled stage file a COG is copied from: the COG driver recompresses every
+    tile anyway (on all CPUs), so a compressed output is staged with fast ZSTD level 1 (1.1 s instead
+    of deflate's 6.9 s for 4 x 8192^2 uint16; 16 % larger than deflate), an uncompressed one
+    uncompressed."""
+    if not compress or str(compress).lower() == "none" or not _has_zstd():
+        return None
+    return "zstd-1"
+
+
+@functools.lru_cache(maxsize=1)
+def _has_zstd() -> bool:
+    """Whether this GDAL's GeoTIFF driver writes ZSTD (a one-pixel file in memory)."""
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with rasterio.Env(), rasterio.MemoryFile() as mem, mem.open(
+                driver="GTiff", width=1, height=1, count=1, dtype="uint8", compress="zstd"
+            ) as ds:
+                ds.write(np.zeros((1, 1, 1), np.uint8))
+            return True
+        except Exception:  # pragma: no cover - depends on the GDAL build
+            return False
 
 
 def _write_cog(stage: Path, target: Path, compress: str | None, block: int) -> None:
@@ -685,7 +758,7 @@ def write_raster(
                 _write_tiff(out, tmp, lock, compute_kw, compress, block, names)
             else:
                 stage = parent / (prefix + ".stage.tif")
-                _write_tiff(out, stage, lock, compute_kw, compress, block, names)
+                _write_tiff(out, stage, lock, compute_kw, _stage_compression(compress), block, names)
         if drv == "COG":
             _write_cog(stage, tmp, compress, block)
             _remove(stage)

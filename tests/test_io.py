@@ -330,3 +330,37 @@ def test_zarr_with_wrong_dims(tmp_path):
         tmp_path / "odd.zarr", consolidated=False)
     with pytest.raises(InputError, match=r"not a \(band, y, x\) raster"):
         open_raster(tmp_path / "odd.zarr")
+
+
+@pytest.mark.parametrize("driver", ["COG", "GTiff"])
+def test_compressed_output_values_and_codec(tmp_path, driver):
+    """A compressed write (the COG is copied from a ZSTD-1 stage, the GTiff compressed under the write
+    lock on all CPUs) keeps every value, uses the asked codec, and leaves no stage file behind."""
+    da, arr = make(shape=(2, 300, 260), names=("a", "b"), chunks=(2, 128, 100))
+    p = tmp_path / "o.tif"
+    write_raster(da, p, driver=driver, compress="deflate")
+    assert listing(tmp_path) == ["o.tif"]
+    with rasterio.open(p) as ds:
+        assert ds.compression is not None and ds.compression.name.lower() == "deflate"
+        np.testing.assert_array_equal(ds.read(), arr)
+
+
+def test_write_lock_sets_gdal_threads_only_while_held():
+    from rasterio.env import getenv, hasenv
+
+    from geofuse.io import _GdalWriteLock
+
+    lock = _GdalWriteLock()
+    seen = {}
+
+    def worker():
+        with lock:
+            seen["held"] = getenv().get("GDAL_NUM_THREADS")
+        seen["after"] = getenv().get("GDAL_NUM_THREADS") if hasenv() else None
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == {"held": "ALL_CPUS", "after": None}
+    assert lock.acquire(blocking=False)  # released
+    lock.release()
