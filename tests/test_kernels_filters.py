@@ -405,3 +405,37 @@ def test_undecimated_lowpass_decimated_equals_lowpass_then_pick(shape, phase, mo
     got = undecimated_lowpass_decimated(x, 2, 4, phase, mode)
     assert got.shape == ref.shape and got.dtype == torch.float32
     np.testing.assert_allclose(got.double().numpy(), ref.numpy(), rtol=1e-6, atol=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# correlate2d_fft (checked against the direct correlate2d, an independent spatial-domain sum)
+
+
+@pytest.mark.parametrize("mode", ["replicate", "symmetric", "circular"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_correlate2d_fft_equals_direct(mode, dtype):
+    from geofuse.kernels.filters import correlate2d_fft
+
+    g = torch.Generator().manual_seed(3)
+    x = (1000 + 300 * torch.rand(2, 37, 53, generator=g, dtype=torch.float64))
+    k = torch.rand(9, 13, generator=g, dtype=torch.float64)
+    want = correlate2d(x, k, mode=mode)
+    got = correlate2d_fft(x.to(dtype), k, mode=mode)
+    assert got.dtype == dtype and got.shape == x.shape
+    tol = 1e-10 if dtype == torch.float64 else 2e-7
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=tol * float(want.abs().max()))
+
+
+def test_correlate2d_fft_lp_filter_gauss_kernel_on_a_large_tile():
+    from geofuse.kernels.filters import correlate2d_fft
+
+    x = torch.rand(1, 300, 290, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2047
+    k = lp_filter_gauss_kernel(4)
+    torch.testing.assert_close(correlate2d_fft(x, k), correlate2d(x, k), rtol=0, atol=1e-9)
+
+
+def test_correlate2d_fft_refuses_even_kernel():
+    from geofuse.kernels.filters import correlate2d_fft
+
+    with pytest.raises(ParameterError, match="odd size"):
+        correlate2d_fft(torch.zeros(1, 8, 8), np.ones((4, 3)))

@@ -14,14 +14,12 @@ and ``offset`` :math:`o`, weights, gains, band means, haze values) are arguments
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from .cs import band_mean, band_sum
-from .filters import correlate_separable, lp_filter_gauss_kernel
+from .filters import correlate2d_fft, lp_filter_gauss_kernel
 from .mra import EPS, hpm
 
 __all__ = ["EPS", "ihs", "brovey", "pca", "gs", "bt_h", "lp_filter_gauss", "lp_filter_gauss_radius"]
@@ -223,17 +221,7 @@ def bt_h(ms: torch.Tensor, pan: torch.Tensor, alpha: torch.Tensor, haze: torch.T
 
 
 # --------------------------------------------------------------------------------------------------
-# LPfilterGauss (the PAN low pass of BT-H) as a low-rank separable filter
-
-
-@lru_cache(maxsize=16)
-def _lp_terms(ratio: int, tol: float = 1e-9) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Separable terms of the LPfilterGauss kernel (SVD; singular values above ``tol`` of the largest:
-    the dropped remainder is below 1e-9 of the kernel's norm)."""
-    k = lp_filter_gauss_kernel(ratio)
-    u, s, vt = np.linalg.svd(k)
-    keep = np.nonzero(s > tol * s[0])[0]
-    return tuple((u[:, i] * math.sqrt(s[i]), vt[i] * math.sqrt(s[i])) for i in keep)
+# LPfilterGauss (the PAN low pass of BT-H and the MTF-GLP equalisation), by FFT
 
 
 def lp_filter_gauss_radius(ratio: int) -> int:
@@ -246,10 +234,11 @@ def lp_filter_gauss(x: torch.Tensor, ratio: int) -> torch.Tensor:
     low-resolution grid (41 x 41 window design), replicate border.
 
     .. math::
-        y = h_{0.3} \star x \;\approx\; \sum_{k} u_k \star_\mathrm{rows} (v_k \star_\mathrm{cols} x)
+        y = h_{0.3} \star x
 
-    evaluated as the sum of the separable SVD terms of :math:`h_{0.3}` (see
-    :func:`geofuse.kernels.filters.lp_filter_gauss_kernel`), exact to 1e-9 of the kernel's norm.
+    evaluated by FFT in float64 (:func:`geofuse.kernels.filters.correlate2d_fft`). The methods use it only inside ``estimate`` (global means, deviations and
+    regressions), never for output pixels, so its tiling-dependent round-off cannot make chunked and
+    whole-image outputs differ beyond what the statistics' own float64 merge order does.
 
     Parameters
     ----------
@@ -264,8 +253,4 @@ def lp_filter_gauss(x: torch.Tensor, ratio: int) -> torch.Tensor:
     ----------
     Vivone et al. 2021, doi:10.1109/MGRS.2020.3019315.
     """
-    out = None
-    for kv, kh in _lp_terms(int(ratio)):
-        term = correlate_separable(x, kv, kh, mode="replicate")
-        out = term if out is None else out + term
-    return out
+    return correlate2d_fft(x, lp_filter_gauss_kernel(int(ratio)), mode="replicate")

@@ -39,6 +39,7 @@ from torch import Tensor
 from ..errors import InputError, ParameterError
 
 __all__ = [
+    "correlate2d_fft",
     "PAD_MODES",
     "pad",
     "kernel_radius",
@@ -427,6 +428,72 @@ def correlate2d(x: Tensor, k: Tensor | np.ndarray, mode: str = "replicate", stri
     xp = _window(x, oy - ry, last_y + ry + 1, ox - rx, last_x + rx + 1, mode)
     out = F.conv2d(xp.unsqueeze(0), weight.contiguous(), stride=stride, groups=groups)
     return out[0]
+
+
+def _fft_size(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (pocketfft is fastest on such sizes)."""
+    m = n
+    while True:
+        k = m
+        for f in (2, 3, 5):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += 1
+
+
+@lru_cache(maxsize=8)
+def _kernel_spectrum(key: bytes, shape: tuple[int, int], fh: int, fw: int, dtype: torch.dtype) -> Tensor:
+    k = np.frombuffer(key, dtype=np.float64).reshape(shape)
+    K = torch.zeros((fh, fw), dtype=dtype)
+    K[: shape[0], : shape[1]] = torch.as_tensor(k[::-1, ::-1].copy(), dtype=dtype)  # correlation = convolution
+    return torch.fft.rfft2(K)                                                  # with the flipped kernel
+
+
+def correlate2d_fft(x: Tensor, k: Tensor | np.ndarray, mode: str = "replicate") -> Tensor:
+    r"""Same-size 2-D correlation of every channel of ``x`` (C, H, W) with one odd-sized kernel, by FFT.
+
+    The tile is extended by ``mode`` (:func:`pad`) and linearly convolved (FFT length of at least the
+    extended size, so nothing wraps); the tile mean is taken out first and added back times the
+    kernel sum, so the FFT's round-off is relative to the tile's contrast, not its level. The FFT
+    runs in float64 whatever ``x``'s dtype: equal to :func:`correlate2d` to ~1e-15 of the contrast,
+    i.e. to the last bit of a float32 result except at rare rounding ties. Its cost does not depend on
+    the kernel size: 2.2x faster than the 6-term separable form of the 41 x 41 ``LPfilterGauss`` on
+    a 1104^2 float32 tile (37 vs 84 ms). The round-off depends on the tile's size (the FFT length),
+    so use it for global statistics, not for output pixels that must not depend on the chunking.
+    (A float32 FFT is 3x faster still, but its ~1e-7 round-off moved the statistics enough to flip
+    the rounding of a few output pixels between chunkings.)
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(C, H, W)``, float32 or float64 (the FFT runs in float64 on its device).
+    k : Tensor or numpy.ndarray
+        ``(kh, kw)``, odd sizes.
+    mode : str, default "replicate"
+        Boundary extension, see :func:`pad`.
+
+    Returns
+    -------
+    Tensor
+        ``(C, H, W)``, ``x``'s dtype.
+    """
+    _check_image(x)
+    _check_mode(mode)
+    kn = np.ascontiguousarray(k.detach().cpu().numpy() if isinstance(k, Tensor) else k, dtype=np.float64)
+    if kn.ndim != 2 or kn.shape[0] % 2 == 0 or kn.shape[1] % 2 == 0:
+        raise ParameterError("FFT correlation needs one 2-D kernel of odd size", expected="(kh, kw), both odd",
+                             got=f"shape {kn.shape}", fix="pass an odd-sized 2-D kernel")
+    ry, rx = kn.shape[0] // 2, kn.shape[1] // 2
+    H, W = x.shape[-2:]
+    x64 = x.to(torch.float64)
+    mu = x64.mean(dim=(-2, -1), keepdim=True)
+    xp = pad(x64 - mu, ry, ry, rx, rx, mode)
+    fh, fw = _fft_size(xp.shape[-2]), _fft_size(xp.shape[-1])
+    spec = _kernel_spectrum(kn.tobytes(), kn.shape, fh, fw, torch.float64).to(x.device)
+    y = torch.fft.irfft2(torch.fft.rfft2(xp, s=(fh, fw)) * spec, s=(fh, fw))
+    return (y[..., 2 * ry:2 * ry + H, 2 * rx:2 * rx + W] + mu * float(kn.sum())).to(x.dtype)
 
 
 def correlate_separable(x: Tensor, kv: Tensor | np.ndarray, kh: Tensor | np.ndarray,
