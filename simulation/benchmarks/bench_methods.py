@@ -10,6 +10,10 @@ command) to the whole method registry, and writes ``simulation/benchmarks/METHOD
   process under ``/usr/bin/time -v`` (wall, CPU, peak RSS), ``--repeat`` times with the repetitions
   interleaved; medians; ratio = geofuse wall / GDAL wall. A process includes Python's start-up and the
   imports (torch: ~1.5-3 s here), which dominate at 1024².
+* **File to file in one process** (``--file-to-file`` size): GDAL's pansharpening VRT (what
+  ``gdal_pansharpen.py`` builds) copied to GTiff by rasterio's GDAL, against ``pansharpen`` +
+  ``write_raster``, both from the files to a tiled uncompressed GTiff inside one warm process: the
+  comparison without the interpreter start-up, which a QGIS, Jupyter or dask-worker session pays once.
 * **In-process** (``--inprocess`` size, default 1024): one child process reads the scene into memory
   once, then times ``geofuse.pansharpen(ms, pan, method).values`` (estimate + apply, whole graph) per
   method after one warm-up, median of ``--repeat``: the figure comparable to the toolbox's Octave times
@@ -78,6 +82,65 @@ def inprocess_child(pan_p: str, ms_p: str, methods: list[str], repeat: int, sens
         print(f"  in-process {m:<14} median {statistics.median(ts):6.3f} s wall, {statistics.median(cs):6.3f} CPU-s",
               flush=True)
     return out
+
+
+def gdal_vrt_xml(pan_p: str, ms_p: str, nbands: int) -> str:
+    """The pansharpening VRT ``gdal_pansharpen.py`` builds (weighted Brovey, equal weights, its default
+    resampling, all CPUs), to run GDAL's pansharpening inside this process through rasterio's GDAL."""
+    bands = "".join(f"    <SpectralBand dstBand=\"{i + 1}\"><SourceFilename relativeToVRT=\"0\">{ms_p}"
+                    f"</SourceFilename><SourceBand>{i + 1}</SourceBand></SpectralBand>\n" for i in range(nbands))
+    return ("<VRTDataset subClass=\"VRTPansharpenedDataset\">\n  <PansharpeningOptions>\n"
+            "    <NumThreads>ALL_CPUS</NumThreads>\n"
+            f"    <PanchroBand><SourceFilename relativeToVRT=\"0\">{pan_p}</SourceFilename>"
+            "<SourceBand>1</SourceBand></PanchroBand>\n" + bands + "  </PansharpeningOptions>\n</VRTDataset>\n")
+
+
+def file_to_file_child(pan_p: str, ms_p: str, methods: list[str], repeat: int, sensor: str, chunks: int,
+                       outdir: str) -> list[dict]:
+    """File to file in one warm process: GDAL's pansharpening VRT copied to a tiled GTiff by rasterio's
+    GDAL (the work of ``gdal_pansharpen.py`` without its start-up) and ``geofuse.pansharpen`` on the
+    opened files written by ``write_raster(driver='GTiff', compress='none')``; the same tiled 512
+    uncompressed output. Repetitions interleaved, after one warm-up of each configuration."""
+    import warnings
+
+    import rasterio
+    import rasterio.shutil
+
+    import geofuse
+    from geofuse import io as gio
+
+    warnings.simplefilter("ignore")
+    with rasterio.open(ms_p) as src:
+        nb = src.count
+    vrt = Path(outdir) / "gdal_pansharpen.vrt"
+    vrt.write_text(gdal_vrt_xml(str(Path(pan_p).resolve()), str(Path(ms_p).resolve()), nb))
+    co = dict(tiled=True, blockxsize=bp.BLOCK, blockysize=bp.BLOCK, interleave="band", BIGTIFF="IF_SAFER")
+
+    def gdal(out):
+        rasterio.shutil.copy(str(vrt), str(out), driver="GTiff", **co)
+
+    def fuse(m):
+        def run(out):
+            res = geofuse.pansharpen(gio.open_raster(ms_p), gio.open_raster(pan_p), m, sensor=sensor, chunks=chunks)
+            gio.write_raster(res, out, driver="GTiff", compress="none")
+        return run
+
+    configs = [("gdal", "brovey", gdal)] + [("geofuse", m, fuse(m)) for m in methods]
+    recs = {(t, m): {"tool": t, "method": m, "times": [], "cpu": []} for t, m, _ in configs}
+    for rep in range(repeat + 1):  # rep 0: warm-up
+        for tool, m, fn in configs:
+            out = Path(outdir) / f"f2f_{tool}_{m}.tif"
+            bp._rm(out)
+            t, c = time.perf_counter(), time.process_time()
+            fn(out)
+            dt, dc = time.perf_counter() - t, time.process_time() - c
+            bp._rm(out)
+            if rep:
+                recs[(tool, m)]["times"].append(dt)
+                recs[(tool, m)]["cpu"].append(dc)
+            print(f"  file-to-file [{rep}/{repeat}] {tool:<8} {m:<14} {dt:6.2f} s wall {dc:6.2f} CPU-s "
+                  f"{'(warm-up)' if not rep else ''}", flush=True)
+    return list(recs.values())
 
 
 def run_processes(n: int, methods: list[str], repeat: int, env: dict, seed: int, sensor: str, chunks: int,
@@ -191,6 +254,31 @@ def render(data: dict) -> str:
                           f"{(t / tb) if tb else math.nan:.2f} | {t / gw:.2f} | {c / gcpu:.2f} |")
                          .replace("| nan |", "| — |"))
         lines.append("")
+    f2f = data.get("file_to_file") or []
+    if f2f:
+        n = data.get("file_to_file_size")
+        g = [r for r in f2f if r["tool"] == "gdal"][0]
+        gw, gc = _med(g["times"]), _med(g["cpu"])
+        lines += [f"## PAN {n}² / MS {n // 4}² x 4 file to file, in one warm process (median of "
+                  f"{len(g['times'])}, after a warm-up)", "",
+                  "The work of each tool without the interpreter start-up (which a QGIS, Jupyter or dask-worker "
+                  "session pays once): GDAL = its pansharpening VRT (the one `gdal_pansharpen.py` builds: "
+                  "weighted Brovey, all CPUs) copied to GTiff by rasterio's GDAL in this process; geofuse = "
+                  "`pansharpen(open_raster(ms), open_raster(pan), M, chunks=1024)` then `write_raster(driver="
+                  "'GTiff', compress='none')`. Same tiled 512 uncompressed output, repetitions interleaved.", "",
+                  f"GDAL Brovey in-process: **{gw:.2f} s** wall, {gc:.2f} CPU-s.", "",
+                  "| method | family | wall s | CPU s | wall ratio vs GDAL | CPU ratio vs GDAL | goal (wall / CPU) |",
+                  "|---|---|---:|---:|---:|---:|---|"]
+        for rec in f2f:
+            if rec["tool"] != "geofuse":
+                continue
+            m, w, c = rec["method"], _med(rec["times"]), _med(rec["cpu"])
+            f = fam.get(m, "?")
+            limit = 1.0 if f == "CS" else (3.0 if f == "MRA" else math.nan)
+            goal = "—" if math.isnan(limit) else (f"<= {limit:g}x: " + ("met" if w / gw <= limit else "NOT met")
+                                                  + " / " + ("met" if c / gc <= limit else "NOT met"))
+            lines.append(f"| `{m}` | {f} | {w:.2f} | {c:.1f} | {w / gw:.2f} | {c / gc:.1f} | {goal} |")
+        lines.append("")
     lines += ["<details><summary>raw runs (CSV)</summary>", "", "```csv",
               "size,tool,method,rep,rc,wall_s,cpu_s,rss_mib,load1,code"]
     for r in runs:
@@ -206,6 +294,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=None, help="comma list (default: every pansharpening method)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--inprocess", type=int, default=1024, help="size of the in-process timings (0: none)")
+    ap.add_argument("--file-to-file", type=int, default=0,
+                    help="size of the in-process file-to-file comparison with GDAL's pansharpening VRT (0: none)")
     ap.add_argument("--sensor", default="IKONOS")
     ap.add_argument("--chunks", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=20240611)
@@ -219,7 +309,8 @@ def main(argv=None) -> int:
     if args.child:
         bp.use_source(os.environ.get("GEOFUSE_BENCH_SRC"))
         kw = json.loads(args.child)
-        res = inprocess_child(**{k: v for k, v in kw.items() if k != "out"})
+        fn = file_to_file_child if kw.pop("kind", "") == "f2f" else inprocess_child
+        res = fn(**{k: v for k, v in kw.items() if k != "out"})
         Path(kw["out"]).write_text(json.dumps(res))
         return 0
     if args.from_runs:
@@ -259,6 +350,19 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, __file__, "--_child", json.dumps(kw)], check=True, env=env)
         data["inprocess"] = json.loads(out.read_text())
         data["inprocess_size"] = args.inprocess
+        save()
+    if args.file_to_file:
+        n = args.file_to_file
+        pan_p, ms_p = bp.generate(n, args.seed, bp.WORK)
+        out = bp.WORK / "file_to_file.json"
+        outdir = bp.WORK / "out"
+        outdir.mkdir(parents=True, exist_ok=True)
+        kw = {"kind": "f2f", "pan_p": str(pan_p), "ms_p": str(ms_p), "methods": methods, "repeat": args.repeat,
+              "sensor": args.sensor, "chunks": args.chunks, "outdir": str(outdir), "out": str(out)}
+        print(f"== file to file in one process, N = {n}", flush=True)
+        subprocess.run([sys.executable, __file__, "--_child", json.dumps(kw)], check=True, env=env)
+        data["file_to_file"] = json.loads(out.read_text())
+        data["file_to_file_size"] = n
         save()
     Path(args.results).write_text(render(data))
     print(f"wrote {args.results}")
