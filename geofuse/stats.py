@@ -9,6 +9,7 @@ memory until a global mean is known, and no large sums cancel.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import dask
@@ -175,10 +176,56 @@ def regress(y: da.Array, X: da.Array, valid: da.Array | None = None, intercept: 
     return _solve(raw[:B, :B], raw[:B, B]), da.zeros((), dtype=np.float64)
 
 
+def _unpack_call(fn, layout, flat, *rest):
+    """Inverse of :func:`delayed_on`'s packing: rebuild the arrays, then call ``fn``."""
+    parts, i = [], 0
+    for shape, dtype in layout:
+        n = int(np.prod(shape, dtype=np.int64))
+        parts.append(np.asarray(flat[i:i + n]).reshape(shape).astype(dtype, copy=False))
+        i += n
+    args, kw = rest[0], rest[1]
+    it = iter(parts)
+    return fn(*[next(it) if a is _PACKED else a for a in args],
+              **{k: (next(it) if v is _PACKED else v) for k, v in kw.items()})
+
+
+_PACKED = object()
+
+
+def delayed_on(fn, *args, **kwargs):
+    """``dask.delayed(fn)(*args, **kwargs)`` for small dask arrays of known shape, as ONE graph input.
+
+    ``dask.delayed`` optimises each dask-array argument on its own (and prevents key reuse between
+    them), so two arguments with a shared upstream graph had it computed twice: a whole pass over the
+    image (reads, upsampling, filters) per extra argument. Here every dask-array argument is flattened
+    into one float64 vector (lossless for float32/64, bool and integers below 2**53) that is the single
+    collection the delayed call sees; it is split and cast back before ``fn`` runs.
+    """
+    arrays, layout = [], []
+
+    def take(a):
+        if isinstance(a, da.Array):
+            if any(math.isnan(c) for c in a.shape):
+                raise ValueError("delayed_on needs dask arrays of known shape")
+            arrays.append(a.astype(np.float64).ravel())
+            layout.append((tuple(int(c) for c in a.shape), a.dtype))
+            return _PACKED
+        return a
+
+    pargs = tuple(take(a) for a in args)
+    pkw = {k: take(v) for k, v in kwargs.items()}
+    flat = da.concatenate(arrays) if len(arrays) > 1 else (arrays[0] if arrays else np.empty(0))
+    return dask.delayed(_unpack_call)(fn, tuple(layout), flat, pargs, pkw)
+
+
 def _lstsq(A: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(A, v, rcond=None)[0]
 
 
 def _solve(a: da.Array, b: da.Array) -> da.Array:
-    """Solve the small system ``a x = b`` lazily (least squares, robust to rank deficiency)."""
-    return da.from_delayed(dask.delayed(_lstsq)(a, b), shape=(a.shape[1],), dtype=np.float64)
+    """Solve the small system ``a x = b`` lazily (least squares, robust to rank deficiency).
+
+    ``a`` and ``b`` reach the solver as one graph input (:func:`delayed_on`): passed separately, GSA's
+    whole regression pass (low-passed PAN included) ran twice.
+    """
+    return da.from_delayed(delayed_on(_lstsq, a, b), shape=(a.shape[1],), dtype=np.float64)
