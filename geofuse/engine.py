@@ -622,14 +622,20 @@ def prepare(ms: xr.DataArray, pan: xr.DataArray | None, grid, *, halo_hr: int, c
                     device=str(device), work=work, lr_halo=lr_halo, srf_given=srf_arr, srf_smooth=srf_smooth)
 
 
-def _materialise_est(est: Mapping[str, Any]) -> dict[str, Any]:
+def _materialise_est(**est: Any) -> dict[str, Any]:
     return {k: (np.asarray(v) if not isinstance(v, (int, float, str, bool)) else v) for k, v in est.items()}
 
 
 def fuse_prepared(spec, prep: Prepared, params: Mapping[str, Any]) -> da.Array:
-    """Run ``spec.estimate`` once (lazily) and ``spec.apply`` per block; float (C, H, W) on the HR grid."""
+    """Run ``spec.estimate`` once (lazily) and ``spec.apply`` per block; float (C, H, W) on the HR grid.
+
+    The estimate's arrays reach the blocks as one graph input (:func:`geofuse.stats.delayed_on`), so
+    statistics they share are computed once.
+    """
+    from .stats import delayed_on
+
     est = spec.estimate(prep, params) if spec.estimate is not None else {}
-    est_delayed = dask.delayed(_materialise_est)(dict(est)) if est else None
+    est_delayed = delayed_on(_materialise_est, **dict(est)) if est else None
     return prep.tile_map(spec.apply, bands=prep.ms_lr.shape[0], params=params, est=est_delayed, source="apply",
                          use_pan="pan" in spec.inputs or "msi" in spec.inputs)
 

@@ -192,14 +192,15 @@ def _unpack_call(fn, layout, flat, *rest):
 _PACKED = object()
 
 
-def delayed_on(fn, *args, **kwargs):
+def delayed_on(fn, *args, _nout: int | None = None, **kwargs):
     """``dask.delayed(fn)(*args, **kwargs)`` for small dask arrays of known shape, as ONE graph input.
 
     ``dask.delayed`` optimises each dask-array argument on its own (and prevents key reuse between
     them), so two arguments with a shared upstream graph had it computed twice: a whole pass over the
     image (reads, upsampling, filters) per extra argument. Here every dask-array argument is flattened
     into one float64 vector (lossless for float32/64, bool and integers below 2**53) that is the single
-    collection the delayed call sees; it is split and cast back before ``fn`` runs.
+    collection the delayed call sees; it is split and cast back before ``fn`` runs. Other arguments
+    (numbers, ``Delayed`` objects) pass through. ``_nout`` is ``dask.delayed``'s ``nout``.
     """
     arrays, layout = [], []
 
@@ -215,7 +216,7 @@ def delayed_on(fn, *args, **kwargs):
     pargs = tuple(take(a) for a in args)
     pkw = {k: take(v) for k, v in kwargs.items()}
     flat = da.concatenate(arrays) if len(arrays) > 1 else (arrays[0] if arrays else np.empty(0))
-    return dask.delayed(_unpack_call)(fn, tuple(layout), flat, pargs, pkw)
+    return dask.delayed(_unpack_call, nout=_nout)(fn, tuple(layout), flat, pargs, pkw)
 
 
 def _lstsq(A: np.ndarray, v: np.ndarray) -> np.ndarray:

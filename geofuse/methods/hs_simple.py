@@ -19,7 +19,6 @@ other choices are usually better for SFIM.
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
 import torch
@@ -87,7 +86,7 @@ def _msi_lr_tile(block) -> torch.Tensor:
     return correlate2d(block.pan, k, mode="replicate", stride=block.ratio, offset=off)
 
 
-def _materialise(est):
+def _materialise_kw(**est):
     return {k: np.asarray(v) for k, v in est.items()}
 
 
@@ -217,7 +216,7 @@ def _glp_gain_sums(block, est, params) -> torch.Tensor:
 def _glp_estimate(ctx, params):
     nk = ctx.pan.shape[0]
     m = _lr_moments(ctx, params)
-    wc = dask.delayed(_ls_with_intercept, nout=2)(m.mean, m.cov, nk)
+    wc = stats.delayed_on(_ls_with_intercept, m.mean, m.cov, nk, _nout=2)
     B = ctx.ms_lr.shape[0]
     w = da.from_delayed(wc[0], shape=(nk, B), dtype=np.float64)
     if not params["global_gain"]:
@@ -225,7 +224,7 @@ def _glp_estimate(ctx, params):
     c = da.from_delayed(wc[1], shape=(B,), dtype=np.float64)
     mu = m.mean[nk:]
     sums = ctx.tile_map(_glp_gain_sums, bands=4 * B, grid="lr", params=params,
-                        est=dask.delayed(_materialise)({"w": w, "c": c, "mu": mu}))
+                        est=stats.delayed_on(_materialise_kw, w=w, c=c, mu=mu))
     tot = sums.astype(np.float64).sum(axis=(1, 2))
     n = float(ctx.ms_lr.shape[1] * ctx.ms_lr.shape[2] * ctx.ratio ** 2)
     sx, sy, sxy, syy = tot[:B] / n, tot[B:2 * B] / n, tot[2 * B:3 * B] / n, tot[3 * B:] / n
@@ -262,14 +261,18 @@ def _sfim_estimate(ctx, params):
     nk = ctx.pan.shape[0]
     B = ctx.ms_lr.shape[0]
     m = _lr_moments(ctx, params)
-    fit = _nnls_with_intercept if params["regression"] == "nnls" else None
-    if fit is None:
-        wc = dask.delayed(_ls_with_intercept, nout=2)(m.mean, m.cov, nk)
-    else:
-        wc = dask.delayed(fit, nout=2)(m.mean, m.cov, m.n, nk)
-    w = da.from_delayed(wc[0], shape=(nk, B), dtype=np.float64)
-    c = da.from_delayed(wc[1], shape=(B,), dtype=np.float64)
-    return {"w": w, "c": c, "floor": float(params.get("ratio_floor", 0.01)) * da.fabs(m.mean[nk:])}
+    wcf = stats.delayed_on(_sfim_fit, m.mean, m.cov, m.n, nk, params["regression"] == "nnls",
+                           float(params.get("ratio_floor", 0.01)), _nout=3)
+    return {"w": da.from_delayed(wcf[0], shape=(nk, B), dtype=np.float64),
+            "c": da.from_delayed(wcf[1], shape=(B,), dtype=np.float64),
+            "floor": da.from_delayed(wcf[2], shape=(B,), dtype=np.float64)}
+
+
+def _sfim_fit(mean, cov, n, nk: int, nnls: bool, ratio_floor: float):
+    """The SFIM-HS regression and ratio floor from one set of moments (one delayed call, so the moments
+    pass runs once)."""
+    w, c = _nnls_with_intercept(mean, cov, float(n), nk) if nnls else _ls_with_intercept(mean, cov, nk)
+    return w, c, ratio_floor * np.abs(mean[nk:])
 
 
 def _sfim_apply(block, est, params) -> torch.Tensor:
@@ -344,11 +347,18 @@ def _gsa_estimate(ctx, params):
     hs_up = ctx.tile_map(_gsa_up, bands=B, params=params, use_pan=False)
     hr = stats.moments([hs_up], ctx.valid_hr)
     msi_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
-    res = dask.delayed(_gsa_solve, nout=3)(lr.mean, lr.cov, hr.mean, hr.cov, msi_mean, nk)
+    # every estimate value comes out of the one solve (hr.mean and msi_mean passed through): an array
+    # used both inside a delayed call and directly would have its reduction pass computed twice
+    res = stats.delayed_on(_gsa_solve_all, lr.mean, lr.cov, hr.mean, hr.cov, msi_mean, nk, _nout=5)
     return {"alpha": da.from_delayed(res[0], shape=(nk, B), dtype=np.float64),
             "gains": da.from_delayed(res[1], shape=(B,), dtype=np.float64),
             "group": da.from_delayed(res[2], shape=(B,), dtype=np.float64),
-            "hs_mean": hr.mean, "msi_mean": msi_mean}
+            "hs_mean": da.from_delayed(res[3], shape=(B,), dtype=np.float64),
+            "msi_mean": da.from_delayed(res[4], shape=(nk,), dtype=np.float64)}
+
+
+def _gsa_solve_all(lr_mean, lr_cov, hr_mean, hr_cov, msi_mean, nk: int):
+    return (*_gsa_solve(lr_mean, lr_cov, hr_mean, hr_cov, msi_mean, nk), hr_mean, msi_mean)
 
 
 def _gsa_apply(block, est, params) -> torch.Tensor:
