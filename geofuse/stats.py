@@ -185,11 +185,12 @@ def _unpack_call(fn, layout, flat, *rest):
         i += n
     args, kw = rest[0], rest[1]
     it = iter(parts)
-    return fn(*[next(it) if a is _PACKED else a for a in args],
-              **{k: (next(it) if v is _PACKED else v) for k, v in kw.items()})
+    return fn(*[next(it) if isinstance(a, _Packed) else a for a in args],
+              **{k: (next(it) if isinstance(v, _Packed) else v) for k, v in kw.items()})
 
 
-_PACKED = object()
+class _Packed:
+    """Placeholder of a packed argument (a class, so that it survives pickling to dask workers)."""
 
 
 def delayed_on(fn, *args, _nout: int | None = None, **kwargs):
@@ -210,7 +211,7 @@ def delayed_on(fn, *args, _nout: int | None = None, **kwargs):
                 raise ValueError("delayed_on needs dask arrays of known shape")
             arrays.append(a.astype(np.float64).ravel())
             layout.append((tuple(int(c) for c in a.shape), a.dtype))
-            return _PACKED
+            return _Packed()
         return a
 
     pargs = tuple(take(a) for a in args)

@@ -73,3 +73,12 @@ def test_regress_runs_its_input_pass_once():
     assert counter["n"] <= one_pass  # it was twice that: the solver's two inputs each had their own pass
     np.testing.assert_allclose(c, [3.0, -2.0], atol=1e-10)
     np.testing.assert_allclose(icpt.compute(), 1.0, atol=1e-10)
+
+
+def test_placeholder_survives_pickling_to_workers():
+    """dask.distributed pickles the call: the packed-argument marker must still be recognised."""
+    import pickle
+
+    args = pickle.loads(pickle.dumps((stats._Packed(), 3)))
+    assert stats._unpack_call(lambda a, b: (a.tolist(), b), (((2,), np.dtype(np.int32)),),
+                              np.array([1.0, 2.0]), args, {}) == ([1, 2], 3)
