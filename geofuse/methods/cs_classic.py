@@ -17,6 +17,7 @@ Differences from the toolbox, kept only under ``compat="toolbox"``:
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import dask
@@ -192,22 +193,86 @@ def _lp_pan(block, est, params) -> torch.Tensor:
     return k.lp_filter_gauss(block.pan, block.ratio)
 
 
-def _bt_h_estimate(ctx, params):
-    nb = ctx.ms_lr.shape[0]
-    pan_lp = ctx.tile_map(_lp_pan, bands=1)
-    alpha, _ = stats.regress(pan_lp, ctx.ms, ctx.valid_hr, intercept=False)
-    m = stats.moments([ctx.ms, pan_lp], ctx.valid_hr)  # the same block reductions as regress's
-    if nb == len(HAZE_COEFFS_4):
-        haze = np.asarray(HAZE_COEFFS_4) * percentile(
-            ctx.ms, params["percentile"], ctx.valid_hr,
-            reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier))
+def _bt_h_stack(block, est, params) -> torch.Tensor:
+    """[MS~ (C), LPfilterGauss(PAN)] of one tile: the inputs of every BT-H statistic, in one task."""
+    return torch.cat([block.ms, k.lp_filter_gauss(block.pan, block.ratio)])
+
+
+def _bt_h_pass1(z: np.ndarray, v: np.ndarray | None = None, *, nb: int, hist: bool) -> np.ndarray:
+    """One block's summary for BT-H: the moments of ``z`` = [MS~, L(PAN)] (as :func:`stats.moments`)
+    and, when ``hist``, the first-digit histograms of the percentile of the MS bands."""
+    mom = stats._block_moments(z, w=v)
+    if hist:
+        return np.concatenate([mom, _digit_histograms(z[:nb], v, None, 0).astype(np.float64)])
+    return np.concatenate([mom, _block_min(z[:nb], v)])
+
+
+def _bt_h_pass1_masked(z, v, *, nb, hist):
+    return _bt_h_pass1(z, v[0], nb=nb, hist=hist)
+
+
+def _bt_h_first(parts: np.ndarray, nb: int, q: float | None) -> dict:
+    """Merge the first pass: moments of [MS~, L(PAN)] and the percentile's first-digit selection."""
+    B = nb + 1
+    K = 1 + B + B * B
+    parts = _stack_summaries(parts)
+    merged = stats._merge_moments(parts[:K], B)
+    out = {"merged": merged}
+    if q is not None:
+        hist = parts[K:].sum(axis=1).astype(np.int64)
+        out["state"] = _select_digit(hist, None, nb, q)
     else:
-        haze = masked_min(ctx.ms, ctx.valid_hr)
-    mean_i = (alpha * (m.mean[:nb] - haze)).sum()
-    var_i = (m.cov[:nb, :nb] * alpha[:, None] * alpha[None, :]).sum()
-    scale, offset = _equalisation(mean_i, var_i, m.mean[nb], m.cov[nb, nb])
-    return {"alpha": alpha, "haze": haze, "scale": scale, "offset": offset,
-            "floor": da.reshape(RATIO_FLOOR * abs(mean_i), (1,))}
+        out["min"] = parts[K:].min(axis=1)
+    return out
+
+
+def _bt_h_coefficients(first: dict, haze: np.ndarray, nb: int) -> dict:
+    """alpha (least squares through the origin of L(PAN) on MS~, as :func:`stats.regress`), the PAN
+    equalisation to I = sum alpha_b (MS~_b - L_b) and the ratio floor, from the merged moments."""
+    merged = first["merged"]
+    B = nb + 1
+    n = merged[0]
+    mean = merged[1:1 + B]
+    cov = merged[1 + B:].reshape(B, B) / (n - 1)
+    kk = (n - 1) / n
+    raw = cov * kk + mean[:, None] * mean[None, :]
+    alpha = stats._lstsq(raw[:nb, :nb], raw[:nb, nb])
+    mean_i = (alpha * (mean[:nb] - haze)).sum()
+    var_i = (cov[:nb, :nb] * alpha[:, None] * alpha[None, :]).sum()
+    scale = np.sqrt(var_i / cov[nb, nb])
+    return {"alpha": alpha, "haze": np.asarray(haze, np.float64),
+            "scale": np.reshape(scale, (1,)), "offset": np.reshape(mean_i - scale * mean[nb], (1,)),
+            "floor": np.reshape(RATIO_FLOOR * abs(mean_i), (1,))}
+
+
+def _bt_h_estimate(ctx, params):
+    """One pass over [MS~, L(PAN)] (moments and the percentile's first digit in the same task per
+    block), then, for 4-band images, the percentile's second pass over the re-interpolated MS.
+    Every array enters the delayed merges once, so no block is computed twice."""
+    nb = ctx.ms_lr.shape[0]
+    haze_pct = nb == len(HAZE_COEFFS_4)
+    q = float(params["percentile"]) if haze_pct else None
+    z = ctx.tile_map(_bt_h_stack, bands=nb + 1)
+    B = nb + 1
+    K = 1 + B + B * B + (nb * _NBINS if haze_pct else nb)
+    out_chunks = ((K,), (1,) * z.numblocks[1], (1,) * z.numblocks[2])
+    if ctx.valid_hr is None:
+        parts = da.map_blocks(_bt_h_pass1, z, nb=nb, hist=haze_pct, chunks=out_chunks, dtype=np.float64,
+                              meta=np.empty((0, 0, 0)))
+    else:
+        parts = da.map_blocks(_bt_h_pass1_masked, z, ctx.valid_hr.rechunk(z.chunks[1:])[None], nb=nb,
+                              hist=haze_pct, chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
+    first = dask.delayed(_bt_h_first)(block_summaries(parts), nb, q)
+    if haze_pct:
+        width = 32 if z.dtype == np.float32 else 64
+        state = _selection_passes(ctx.ms, ctx.valid_hr, first["state"], 1, width, q,
+                                  reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier))
+        haze = dask.delayed(np.multiply)(np.asarray(HAZE_COEFFS_4), dask.delayed(_finish)(state, width))
+    else:
+        haze = first["min"]
+    co = dask.delayed(_bt_h_coefficients)(first, haze, nb)
+    shapes = {"alpha": (nb,), "haze": (nb,), "scale": (1,), "offset": (1,), "floor": (1,)}
+    return {key: da.from_delayed(co[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
 
 
 def _bt_h_apply(block, est, params) -> torch.Tensor:
@@ -260,30 +325,60 @@ def _keys_to_float(keys: np.ndarray, width: int) -> np.ndarray:
     return u.view(np.float32 if width == 32 else np.float64).astype(np.float64)
 
 
+def _top_digits(x: np.ndarray) -> np.ndarray:
+    """(B, N) uint16: the first (highest) 16-bit digit of the sortable keys of ``x`` (B, N), read from
+    the float's top 16 bits only (the sign flip of :func:`_sortable_keys` restricted to them)."""
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float32:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+    if sys.byteorder != "little":
+        keys, width = _sortable_keys(x)
+        return (keys >> keys.dtype.type(width - _DIGIT_BITS)).astype(np.uint16)
+    step = x.dtype.itemsize // 2
+    h = x.view(np.uint16).reshape(x.shape[0], -1, step)[:, :, step - 1]
+    return np.where(h & np.uint16(0x8000), ~h, h | np.uint16(0x8000))
+
+
+def _block_min(x: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """(B, 1, 1) per-band minimum over the valid pixels (+inf where none)."""
+    x = x.reshape(x.shape[0], -1)
+    if valid is not None:
+        x = x[:, valid.reshape(-1).astype(bool)]
+    if x.shape[1] == 0:
+        return np.full((x.shape[0], 1, 1), np.inf)
+    return x.min(axis=1).astype(np.float64)[:, None, None]
+
+
 def _digit_histograms(x: np.ndarray, valid: np.ndarray | None, state: dict | None, level: int) -> np.ndarray:
     """(B*R*NBINS, 1, 1) counts of the ``level``-th 16-bit digit of the keys of each band's valid values,
-    among those whose higher digits equal the state's prefix for each of the R order statistics."""
+    among those whose higher digits equal the state's prefix for each of the R order statistics.
+
+    The first digit comes straight from the floats' top 16 bits; later levels build the full keys of
+    only the values whose first digit matches one of the prefixes (a small fraction of the block)."""
     B = x.shape[0]
-    keys, width = _sortable_keys(x.reshape(B, -1))
+    v = x.reshape(B, -1)
     if valid is not None:
-        keep = valid.reshape(-1).astype(bool)
-        keys = keys[:, keep]
-    lo = width - _DIGIT_BITS * (level + 1)
-    kt = keys.dtype.type
-    digits = (keys >> kt(lo)) & kt(_NBINS - 1)
+        v = v[:, valid.reshape(-1).astype(bool)]
+    top = _top_digits(v)
     if state is None:
-        out = np.stack([np.bincount(digits[b].astype(np.int64), minlength=_NBINS)[None] for b in range(B)])
-    else:
-        prefix = state["prefix"]
-        R = prefix.shape[1]
-        hi = kt(width - _DIGIT_BITS * level)
-        head = keys >> hi
-        out = np.zeros((B, R, _NBINS), dtype=np.int64)
-        for b in range(B):
-            for r in range(R):
-                sel = digits[b][head[b] == kt(prefix[b, r])]
-                out[b, r] = np.bincount(sel.astype(np.int64), minlength=_NBINS)
-    return out.reshape(-1, 1, 1).astype(np.int64)
+        out = np.stack([np.bincount(top[b], minlength=_NBINS)[None] for b in range(B)])
+        return out.reshape(-1, 1, 1).astype(np.int64)
+    prefix = state["prefix"]
+    R = prefix.shape[1]
+    width = 32 if v.dtype == np.float32 else 64
+    shift = np.uint64(_DIGIT_BITS * (level - 1))
+    out = np.zeros((B, R, _NBINS), dtype=np.int64)
+    for b in range(B):
+        first = (prefix[b].astype(np.uint64) >> shift).astype(np.uint16)  # the prefixes' first digits
+        sel = np.flatnonzero(np.isin(top[b], np.unique(first)))
+        keys, _ = _sortable_keys(v[b, sel])
+        kt = keys.dtype.type
+        lo = width - _DIGIT_BITS * (level + 1)
+        digits = (keys >> kt(lo)) & kt(_NBINS - 1)
+        head = keys >> kt(width - _DIGIT_BITS * level)
+        for r in range(R):
+            out[b, r] = np.bincount(digits[head == kt(prefix[b, r])].astype(np.int64), minlength=_NBINS)
+    return out.reshape(-1, 1, 1)
 
 
 def _select_digit(hist: np.ndarray, state: dict | None, B: int, q: float) -> dict:
@@ -359,20 +454,53 @@ def percentile(x: da.Array, q: float, valid: da.Array | None = None,
     """
     B = x.shape[0]
     width = 32 if x.dtype == np.float32 else 64
-    state = None
-    for level in range(width // _DIGIT_BITS):
-        xs = x if (level == 0 or reread is None) else reread(dask.delayed(_barrier)(state))
-        xs = xs.rechunk((B,) + xs.chunks[1:])
-        R = 1 if level == 0 else 2
-        K = B * R * _NBINS
-        out_chunks = ((K,), (1,) * xs.numblocks[1], (1,) * xs.numblocks[2])
-        args = [xs] if valid is None else [xs, valid.rechunk(xs.chunks[1:])[None]]
-        fn = _hist_x if valid is None else _hist_xv
-        parts = da.map_blocks(fn, *args, state=state, level=level, chunks=out_chunks, dtype=np.int64,
-                              meta=np.empty((0, 0, 0), np.int64))
-        hist = parts.sum(axis=(1, 2))
-        state = dask.delayed(_select_digit)(hist, state, B, float(q))
+    state = dask.delayed(_merge_select)(block_summaries(_histogram_pass(x, valid, None, 0)), None, B, float(q))
+    state = _selection_passes(x, valid, state, 1, width, q, reread)
     return da.from_delayed(dask.delayed(_finish)(state, width), shape=(B,), dtype=np.float64)
+
+
+def _histogram_pass(xs: da.Array, valid: da.Array | None, state, level: int) -> da.Array:
+    """(B*R*NBINS, ny, nx) per-block digit histograms of one radix-selection pass."""
+    B = xs.shape[0]
+    xs = xs.rechunk((B,) + xs.chunks[1:])
+    R = 1 if level == 0 else 2
+    out_chunks = ((B * R * _NBINS,), (1,) * xs.numblocks[1], (1,) * xs.numblocks[2])
+    args = [xs] if valid is None else [xs, valid.rechunk(xs.chunks[1:])[None]]
+    fn = _hist_x if valid is None else _hist_xv
+    return da.map_blocks(fn, *args, state=state, level=level, chunks=out_chunks, dtype=np.int64,
+                         meta=np.empty((0, 0, 0), np.int64))
+
+
+def _merge_select(parts: list, state, B: int, q: float) -> dict:
+    return _select_digit(_stack_summaries(parts).sum(axis=1), state, B, q)
+
+
+def block_summaries(parts: da.Array) -> list:
+    """The blocks of a per-block summary array (K, ny, nx) as a list of Delayed (row-major), for a
+    delayed merge.
+
+    A dask array handed to ``dask.delayed`` is finalised (and its blockwise chain fused and renamed)
+    separately for every delayed consumer downstream, so a statistics pass whose result feeds both a
+    later pass and the estimate would be computed twice or more; the graph of ``to_delayed`` is
+    optimised once, and Delayed arguments are never finalised again."""
+    return list(parts.to_delayed().ravel())
+
+
+def _stack_summaries(parts: list) -> np.ndarray:
+    """(K, n_blocks) from the list of (K, 1, 1) block summaries."""
+    return np.stack([np.asarray(p).reshape(-1) for p in parts], axis=1)
+
+
+def _selection_passes(x: da.Array, valid: da.Array | None, state, level0: int, width: int, q: float,
+                      reread: Callable[[Any], da.Array] | None = None):
+    """The radix-selection passes ``level0 ..`` after the first (``state``: a Delayed selection); each
+    pass's per-block histograms go to one delayed merge (each block is computed once per pass)."""
+    B = x.shape[0]
+    for level in range(level0, width // _DIGIT_BITS):
+        xs = x if reread is None else reread(dask.delayed(_barrier)(state))
+        state = dask.delayed(_merge_select)(block_summaries(_histogram_pass(xs, valid, state, level)), state, B,
+                                            float(q))
+    return state
 
 
 def _barrier(state) -> dict:
