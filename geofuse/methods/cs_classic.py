@@ -486,6 +486,34 @@ def block_summaries(parts: da.Array) -> list:
     return list(parts.to_delayed().ravel())
 
 
+def merged_moments(arrays, valid: da.Array | None = None):
+    """:func:`stats.moments` of ``arrays`` as a Delayed ``[n, mean (B), M2 (B*B)]`` (the same block
+    reductions and merge), entering the delayed merge through :func:`block_summaries`; see
+    :func:`moments_of` for the mean and covariance."""
+    xs = stats._stack(list(arrays))
+    B = sum(x.shape[0] for x in xs)
+    K = 1 + B + B * B
+    out_chunks = ((K,), (1,) * xs[0].numblocks[1], (1,) * xs[0].numblocks[2])
+    if valid is None:
+        parts = da.map_blocks(stats._block_moments, *xs, chunks=out_chunks, dtype=np.float64,
+                              meta=np.empty((0, 0, 0)))
+    else:
+        parts = da.map_blocks(stats._block_moments_masked, *xs, valid.rechunk(xs[0].chunks[1:])[None],
+                              chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
+    return dask.delayed(_merge_moment_blocks)(block_summaries(parts), B)
+
+
+def _merge_moment_blocks(parts: list, B: int) -> np.ndarray:
+    return stats._merge_moments(_stack_summaries(parts), B)
+
+
+def moments_of(merged: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(n, mean, cov)`` (covariance with N - 1, as :class:`stats.Moments`) of a merged moment vector."""
+    B = int(round((np.sqrt(4 * merged.size - 3) - 1) / 2))
+    n = merged[0]
+    return n, merged[1:1 + B], merged[1 + B:].reshape(B, B) / (n - 1)
+
+
 def _stack_summaries(parts: list) -> np.ndarray:
     """(K, n_blocks) from the list of (K, 1, 1) block summaries."""
     return np.stack([np.asarray(p).reshape(-1) for p in parts], axis=1)
