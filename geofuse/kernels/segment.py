@@ -66,10 +66,16 @@ def kmeans_fit(x: torch.Tensor, k: int, seed: int = 0, max_iter: int = 100) -> t
         if labels is not None and torch.equal(new, labels):
             break
         labels = new
+        # each cluster's rows, in their original order, as one contiguous run of a stable sort: the
+        # same tensors as xc[labels == j], gathered once per iteration instead of once per cluster
+        order = torch.argsort(labels, stable=True)
+        xs = xc[order]
+        counts = torch.bincount(labels, minlength=k).tolist()
+        start = 0
         for j in range(k):
-            sel = labels == j
-            if sel.any():
-                c[j] = xc[sel].mean(0)
+            if counts[j]:
+                c[j] = xs[start:start + counts[j]].mean(0)
+            start += counts[j]
     return c.to(device=x.device, dtype=x.dtype)
 
 
@@ -90,18 +96,25 @@ def assign_segments(features: torch.Tensor, centroids: torch.Tensor) -> torch.Te
     -------
     (H, W) int64 tensor
     """
-    best = None
     label = torch.zeros(features.shape[1:], dtype=torch.long, device=features.device)
-    for k in range(centroids.shape[0]):
-        d = torch.zeros_like(features[0])
+    best = torch.empty_like(features[0])
+    d = torch.empty_like(features[0])
+    t = torch.empty_like(features[0])
+    closer = torch.empty(features.shape[1:], dtype=torch.bool, device=features.device)
+    cent = centroids.to(device=features.device, dtype=features.dtype)
+    for k in range(cent.shape[0]):
+        dist = best if k == 0 else d
+        # the same operations, rounded the same way, in preallocated buffers: 0 + (f_0 - m_0)^2 + ...
         for c in range(features.shape[0]):
-            d = d + (features[c] - centroids[k, c]) ** 2
-        if best is None:
-            best = d
-        else:
-            closer = d < best
-            label = torch.where(closer, torch.full_like(label, k), label)
-            best = torch.where(closer, d, best)
+            torch.sub(features[c], cent[k, c], out=t)
+            if c == 0:
+                torch.mul(t, t, out=dist)
+            else:
+                dist.add_(t.mul_(t))
+        if k:
+            torch.lt(d, best, out=closer)
+            label.masked_fill_(closer, k)
+            torch.where(closer, d, best, out=best)
     return label
 
 

@@ -24,6 +24,7 @@ from ..kernels import segment
 from ..kernels.filters import correlate2d, lp_filter_gauss_kernel
 from ..kernels.resample import decimation_kernel
 from ..registry import MethodSpec, Parameter, register
+from .cs_classic import _stack_summaries, block_summaries, merged_moments, moments_of
 
 VIVONE_2021 = "10.1109/MGRS.2020.3019315"
 RESTAINO_2017 = "10.1109/TGRS.2016.2614367"
@@ -69,21 +70,31 @@ def _fit_centroids(sample: np.ndarray, valid: np.ndarray | None, ms_max: np.ndar
 
 
 def _grouped_block(x: np.ndarray, valid: np.ndarray | None = None, *, k: int) -> np.ndarray:
-    """Per-block, per-segment summaries [n, mean (B), centred cross-products (B*B)] of x[1:] by x[0]."""
-    lab = x[0].reshape(-1).astype(np.int64)
-    v = x[1:].reshape(x.shape[0] - 1, -1).astype(np.float64)
+    """Per-block, per-segment summaries [n, mean (B), centred cross-products (B*B)] of x[1:] by x[0].
+
+    Each segment's values are gathered in the block's dtype and only then converted to float64 (the
+    same float64 values as converting the whole block first, without its float64 copy)."""
+    lab = x[0].reshape(-1)
+    v = x[1:].reshape(x.shape[0] - 1, -1)
     B = v.shape[0]
-    keep = np.ones(lab.shape, bool) if valid is None else valid.reshape(-1).astype(bool)
+    keep = None if valid is None else valid.reshape(-1).astype(bool)
     out = np.zeros((k, 1 + B + B * B))
     for s in range(k):
-        sel = keep & (lab == s)
-        n = int(sel.sum())
+        sel = lab == s
+        if keep is not None:
+            sel &= keep
+        n = int(np.count_nonzero(sel))
         if n:
-            xs = v[:, sel]
+            xs = v[:, sel].astype(np.float64)
             m = xs.mean(axis=1)
             xc = xs - m[:, None]
             out[s, 0], out[s, 1:1 + B], out[s, 1 + B:] = n, m, (xc @ xc.T).ravel()
     return out.reshape(-1)[:, None, None]
+
+
+def _grouped_blocks(parts: list) -> np.ndarray:
+    """(K, n_blocks) stacked block summaries for :func:`_merge_gains`."""
+    return _stack_summaries(parts)
 
 
 def _merge_gains(parts: np.ndarray, k: int, B: int) -> np.ndarray:
@@ -114,36 +125,71 @@ def _merge_gains(parts: np.ndarray, k: int, B: int) -> np.ndarray:
     return np.where(ok[:, None], gains[:k], glob[None, :])
 
 
-def _materialise(d):
-    return {key: np.asarray(v) for key, v in d.items()}
+def _ms_pass(ms: np.ndarray, valid: np.ndarray | None, y0: int, x0: int, step: int):
+    """One HR block of the interpolated MS: its per-band maximum over the valid pixels and its samples on
+    the global grid ``[::step, ::step]`` (with their validity)."""
+    oy, ox = (-y0) % step, (-x0) % step
+    sample = ms[:, oy::step, ox::step]
+    if valid is None:
+        mx = ms.reshape(ms.shape[0], -1).max(axis=1)
+        return mx, sample, None
+    mx = np.where(valid[None], ms, -np.inf).reshape(ms.shape[0], -1).max(axis=1)
+    return mx, sample, valid[oy::step, ox::step]
+
+
+def _first(moms_lr: np.ndarray, blocks: list, grid: tuple[int, int], k: int, seed: int) -> dict:
+    """GSA weights (least squares of L(PAN) on [1, MS] on the LR grid, as :func:`stats.regress`), the
+    normalisation maxima and the k-means centroids from the first pass."""
+    _, mean, cov = moments_of(moms_lr)
+    C = mean.size - 1
+    weights = stats._lstsq(cov[:C, :C], cov[:C, C])
+    intercept = np.reshape(mean[C] - (weights * mean[:C]).sum(), (1,))
+    ny, nx = grid
+    ms_max = np.max(np.stack([b[0] for b in blocks]), axis=0).astype(np.float64)
+    sample = np.concatenate([np.concatenate([blocks[i * nx + j][1] for j in range(nx)], axis=2)
+                             for i in range(ny)], axis=1)
+    vs = None
+    if blocks[0][2] is not None:
+        vs = np.concatenate([np.concatenate([blocks[i * nx + j][2] for j in range(nx)], axis=1)
+                             for i in range(ny)], axis=0)
+    centroids = _fit_centroids(sample, vs, ms_max, k, seed)
+    return {"weights": weights, "intercept": intercept, "ms_max": ms_max, "centroids": centroids}
+
+
+def _final(first: dict, parts: list, k: int, B: int) -> dict:
+    return {**first, "gains": _merge_gains(_grouped_blocks(parts), k, B)}
 
 
 def _c_gsa_estimate(ctx, params):
+    """Pass 1: the LR moments of [MS, L(PAN)] (GSA weights) and, per HR block, the MS maxima and the
+    k-means sample; pass 2: the per-segment moments. Each pass computes every block once (its blocks
+    enter the delayed merges through ``to_delayed``)."""
     k, seed = int(params["n_segments"]), int(params["seed"])
     C = ctx.ms_lr.shape[0]
     pan_lr = ctx.tile_map(_pan_lr, bands=1, grid="lr")
-    weights, intercept = stats.regress(pan_lr, ctx.ms_lr, ctx.valid_lr, intercept=True)
-    intercept = intercept.reshape(1)
+    moms_lr = merged_moments([ctx.ms_lr, pan_lr], ctx.valid_lr)
     ms = ctx.ms
-    valid = ctx.valid_hr
-    masked = ms if valid is None else da.where(valid[None], ms, -np.inf)
-    ms_max = masked.max(axis=(1, 2)).astype(np.float64)
     H, W = ms.shape[1:]
     step = max(1, math.ceil(math.sqrt(H * W / KMEANS_SAMPLES)))
-    sample = ms[:, ::step, ::step]
-    vs = None if valid is None else valid[::step, ::step]
-    centroids = da.from_delayed(dask.delayed(_fit_centroids)(sample, vs, ms_max, k, seed), shape=(k, C),
-                                dtype=np.float64)
-    seg_est = dask.delayed(_materialise)({"weights": weights, "intercept": intercept, "ms_max": ms_max,
-                                          "centroids": centroids})
-    x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=seg_est)
+    ms_blocks = ms.to_delayed()
+    v_blocks = None if ctx.valid_hr is None else ctx.valid_hr.rechunk(ms.chunks[1:]).to_delayed()
+    y0s = np.cumsum((0,) + ms.chunks[1][:-1])
+    x0s = np.cumsum((0,) + ms.chunks[2][:-1])
+    ny, nx = len(y0s), len(x0s)
+    blocks = [dask.delayed(_ms_pass)(ms_blocks[0, i, j], None if v_blocks is None else v_blocks[i, j],
+                                             int(y0s[i]), int(x0s[j]), step)
+              for i in range(ny) for j in range(nx)]
+    first = dask.delayed(_first)(moms_lr, blocks, (ny, nx), k, seed)
+    x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=first)
     B = 1 + C
     Kb = k * (1 + B + B * B)
+    valid = ctx.valid_hr
     args = [x] if valid is None else [x, valid.rechunk(x.chunks[1:])[None]]
     parts = da.map_blocks(_grouped_block, *args, k=k, chunks=((Kb,),) + tuple((1,) * len(c) for c in x.chunks[1:]),
                           dtype=np.float64, meta=np.empty((0, 0, 0)))
-    gains = da.from_delayed(dask.delayed(_merge_gains)(parts, k, B), shape=(k, C), dtype=np.float64)
-    return {"weights": weights, "intercept": intercept, "ms_max": ms_max, "centroids": centroids, "gains": gains}
+    final = dask.delayed(_final)(first, block_summaries(parts), k, B)
+    shapes = {"weights": (C,), "intercept": (1,), "ms_max": (C,), "centroids": (k, C), "gains": (k, C)}
+    return {key: da.from_delayed(final[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
 
 
 def _c_gsa_apply(block, est, params) -> torch.Tensor:
