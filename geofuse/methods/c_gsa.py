@@ -125,33 +125,52 @@ def _merge_gains(parts: np.ndarray, k: int, B: int) -> np.ndarray:
     return np.where(ok[:, None], gains[:k], glob[None, :])
 
 
-def _ms_pass(ms: np.ndarray, valid: np.ndarray | None, y0: int, x0: int, step: int):
-    """One HR block of the interpolated MS: its per-band maximum over the valid pixels and its samples on
-    the global grid ``[::step, ::step]`` (with their validity)."""
-    oy, ox = (-y0) % step, (-x0) % step
+def _sample_offsets(chunks: tuple[int, ...], step: int) -> list[tuple[int, int]]:
+    """(first local index, count) of the global grid ``::step`` in each chunk along one axis."""
+    out, a = [], 0
+    for c in chunks:
+        o = (-a) % step
+        out.append((o, len(range(o, c, step))))
+        a += c
+    return out
+
+
+def _ms_pass(ms: np.ndarray, valid: np.ndarray | None = None, *, step: int, rmax: int, cmax: int,
+             block_info=None) -> np.ndarray:
+    """One HR block of the interpolated MS -> (K, 1, 1): its per-band maximum over the valid pixels, then
+    its samples on the global grid ``[::step, ::step]`` (and their validity), padded to rmax x cmax."""
+    loc = block_info[0]["array-location"]
+    oy, ox = (-loc[1][0]) % step, (-loc[2][0]) % step
+    C = ms.shape[0]
     sample = ms[:, oy::step, ox::step]
+    pad = np.zeros((C + (valid is not None), rmax, cmax))
+    pad[:C, :sample.shape[1], :sample.shape[2]] = sample
     if valid is None:
-        mx = ms.reshape(ms.shape[0], -1).max(axis=1)
-        return mx, sample, None
-    mx = np.where(valid[None], ms, -np.inf).reshape(ms.shape[0], -1).max(axis=1)
-    return mx, sample, valid[oy::step, ox::step]
+        mx = ms.reshape(C, -1).max(axis=1)
+    else:
+        v = valid[0]
+        mx = np.where(v[None], ms, -np.inf).reshape(C, -1).max(axis=1)
+        pad[C, :sample.shape[1], :sample.shape[2]] = v[oy::step, ox::step]
+    return np.concatenate([mx.astype(np.float64), pad.ravel()])[:, None, None]
 
 
-def _first(moms_lr: np.ndarray, blocks: list, grid: tuple[int, int], k: int, seed: int) -> dict:
+def _first(moms_lr: np.ndarray, parts: list, rows: list, cols: list, masked: bool, dtype, k: int,
+           seed: int) -> dict:
     """GSA weights (least squares of L(PAN) on [1, MS] on the LR grid, as :func:`stats.regress`), the
     normalisation maxima and the k-means centroids from the first pass."""
     _, mean, cov = moments_of(moms_lr)
     C = mean.size - 1
     weights = stats._lstsq(cov[:C, :C], cov[:C, C])
     intercept = np.reshape(mean[C] - (weights * mean[:C]).sum(), (1,))
-    ny, nx = grid
-    ms_max = np.max(np.stack([b[0] for b in blocks]), axis=0).astype(np.float64)
-    sample = np.concatenate([np.concatenate([blocks[i * nx + j][1] for j in range(nx)], axis=2)
-                             for i in range(ny)], axis=1)
-    vs = None
-    if blocks[0][2] is not None:
-        vs = np.concatenate([np.concatenate([blocks[i * nx + j][2] for j in range(nx)], axis=1)
-                             for i in range(ny)], axis=0)
+    ny, nx = len(rows), len(cols)
+    rmax, cmax = max(r for _, r in rows), max(c for _, c in cols)
+    blocks = [np.asarray(p).reshape(-1) for p in parts]
+    ms_max = np.max(np.stack([b[:C] for b in blocks]), axis=0)
+    pads = [b[C:].reshape(C + masked, rmax, cmax) for b in blocks]
+    full = np.concatenate([np.concatenate([pads[i * nx + j][:, :rows[i][1], :cols[j][1]] for j in range(nx)], axis=2)
+                           for i in range(ny)], axis=1)
+    sample = full[:C].astype(dtype)  # the samples' own values (exact: float32 -> float64 -> float32)
+    vs = full[C].astype(bool) if masked else None
     centroids = _fit_centroids(sample, vs, ms_max, k, seed)
     return {"weights": weights, "intercept": intercept, "ms_max": ms_max, "centroids": centroids}
 
@@ -171,15 +190,15 @@ def _c_gsa_estimate(ctx, params):
     ms = ctx.ms
     H, W = ms.shape[1:]
     step = max(1, math.ceil(math.sqrt(H * W / KMEANS_SAMPLES)))
-    ms_blocks = ms.to_delayed()
-    v_blocks = None if ctx.valid_hr is None else ctx.valid_hr.rechunk(ms.chunks[1:]).to_delayed()
-    y0s = np.cumsum((0,) + ms.chunks[1][:-1])
-    x0s = np.cumsum((0,) + ms.chunks[2][:-1])
-    ny, nx = len(y0s), len(x0s)
-    blocks = [dask.delayed(_ms_pass)(ms_blocks[0, i, j], None if v_blocks is None else v_blocks[i, j],
-                                             int(y0s[i]), int(x0s[j]), step)
-              for i in range(ny) for j in range(nx)]
-    first = dask.delayed(_first)(moms_lr, blocks, (ny, nx), k, seed)
+    rows, cols = _sample_offsets(ms.chunks[1], step), _sample_offsets(ms.chunks[2], step)
+    rmax, cmax = max(r for _, r in rows), max(c for _, c in cols)
+    masked = ctx.valid_hr is not None
+    Ka = C + (C + masked) * rmax * cmax
+    out_chunks = ((Ka,), (1,) * ms.numblocks[1], (1,) * ms.numblocks[2])
+    args = [ms] if not masked else [ms, ctx.valid_hr.rechunk(ms.chunks[1:])[None]]
+    parts_a = da.map_blocks(_ms_pass, *args, step=step, rmax=rmax, cmax=cmax, chunks=out_chunks,
+                            dtype=np.float64, meta=np.empty((0, 0, 0)))
+    first = dask.delayed(_first)(moms_lr, block_summaries(parts_a), rows, cols, masked, ms.dtype, k, seed)
     x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=first)
     B = 1 + C
     Kb = k * (1 + B + B * B)

@@ -198,79 +198,37 @@ def _bt_h_stack(block, est, params) -> torch.Tensor:
     return torch.cat([block.ms, k.lp_filter_gauss(block.pan, block.ratio)])
 
 
-def _bt_h_pass1(z: np.ndarray, v: np.ndarray | None = None, *, nb: int, hist: bool) -> np.ndarray:
-    """One block's summary for BT-H: the moments of ``z`` = [MS~, L(PAN)] (as :func:`stats.moments`)
-    and, when ``hist``, the first-digit histograms of the percentile of the MS bands."""
-    mom = stats._block_moments(z, w=v)
-    if hist:
-        return np.concatenate([mom, _digit_histograms(z[:nb], v, None, 0).astype(np.float64)])
-    return np.concatenate([mom, _block_min(z[:nb], v)])
-
-
-def _bt_h_pass1_masked(z, v, *, nb, hist):
-    return _bt_h_pass1(z, v[0], nb=nb, hist=hist)
-
-
-def _bt_h_first(parts: np.ndarray, nb: int, q: float | None) -> dict:
-    """Merge the first pass: moments of [MS~, L(PAN)] and the percentile's first-digit selection."""
-    B = nb + 1
-    K = 1 + B + B * B
-    parts = _stack_summaries(parts)
-    merged = stats._merge_moments(parts[:K], B)
-    out = {"merged": merged}
-    if q is not None:
-        hist = parts[K:].sum(axis=1).astype(np.int64)
-        out["state"] = _select_digit(hist, None, nb, q)
-    else:
-        out["min"] = parts[K:].min(axis=1)
-    return out
-
-
-def _bt_h_coefficients(first: dict, haze: np.ndarray, nb: int) -> dict:
+def _bt_h_coefficients(merged: np.ndarray, haze: np.ndarray, nb: int) -> dict:
     """alpha (least squares through the origin of L(PAN) on MS~, as :func:`stats.regress`), the PAN
-    equalisation to I = sum alpha_b (MS~_b - L_b) and the ratio floor, from the merged moments."""
-    merged = first["merged"]
-    B = nb + 1
-    n = merged[0]
-    mean = merged[1:1 + B]
-    cov = merged[1 + B:].reshape(B, B) / (n - 1)
+    equalisation to I = sum alpha_b (MS~_b - L_b) and the ratio floor, from the merged moments of
+    [MS~, L(PAN)]."""
+    n, mean, cov = moments_of(merged)
     kk = (n - 1) / n
     raw = cov * kk + mean[:, None] * mean[None, :]
     alpha = stats._lstsq(raw[:nb, :nb], raw[:nb, nb])
+    haze = np.asarray(haze, np.float64)
     mean_i = (alpha * (mean[:nb] - haze)).sum()
     var_i = (cov[:nb, :nb] * alpha[:, None] * alpha[None, :]).sum()
     scale = np.sqrt(var_i / cov[nb, nb])
-    return {"alpha": alpha, "haze": np.asarray(haze, np.float64),
-            "scale": np.reshape(scale, (1,)), "offset": np.reshape(mean_i - scale * mean[nb], (1,)),
+    return {"alpha": alpha, "haze": haze, "scale": np.reshape(scale, (1,)),
+            "offset": np.reshape(mean_i - scale * mean[nb], (1,)),
             "floor": np.reshape(RATIO_FLOOR * abs(mean_i), (1,))}
 
 
 def _bt_h_estimate(ctx, params):
-    """One pass over [MS~, L(PAN)] (moments and the percentile's first digit in the same task per
-    block), then, for 4-band images, the percentile's second pass over the re-interpolated MS.
-    Every array enters the delayed merges once, so no block is computed twice."""
+    """One pass of moments over [MS~, L(PAN)] (both made in one task per block), and the haze: the
+    percentile's passes over the interpolated MS (4 bands) or its band minima. Every pass enters the
+    delayed merges once (:func:`block_summaries`, :func:`single`), so no block is computed twice."""
     nb = ctx.ms_lr.shape[0]
-    haze_pct = nb == len(HAZE_COEFFS_4)
-    q = float(params["percentile"]) if haze_pct else None
     z = ctx.tile_map(_bt_h_stack, bands=nb + 1)
-    B = nb + 1
-    K = 1 + B + B * B + (nb * _NBINS if haze_pct else nb)
-    out_chunks = ((K,), (1,) * z.numblocks[1], (1,) * z.numblocks[2])
-    if ctx.valid_hr is None:
-        parts = da.map_blocks(_bt_h_pass1, z, nb=nb, hist=haze_pct, chunks=out_chunks, dtype=np.float64,
-                              meta=np.empty((0, 0, 0)))
+    merged = merged_moments([z], ctx.valid_hr)
+    if nb == len(HAZE_COEFFS_4):
+        haze = dask.delayed(np.multiply)(np.asarray(HAZE_COEFFS_4), _percentile_delayed(
+            ctx.ms, params["percentile"], ctx.valid_hr,
+            reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier)))
     else:
-        parts = da.map_blocks(_bt_h_pass1_masked, z, ctx.valid_hr.rechunk(z.chunks[1:])[None], nb=nb,
-                              hist=haze_pct, chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
-    first = dask.delayed(_bt_h_first)(block_summaries(parts), nb, q)
-    if haze_pct:
-        width = 32 if z.dtype == np.float32 else 64
-        state = _selection_passes(ctx.ms, ctx.valid_hr, first["state"], 1, width, q,
-                                  reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier))
-        haze = dask.delayed(np.multiply)(np.asarray(HAZE_COEFFS_4), dask.delayed(_finish)(state, width))
-    else:
-        haze = first["min"]
-    co = dask.delayed(_bt_h_coefficients)(first, haze, nb)
+        haze = single(masked_min(ctx.ms, ctx.valid_hr))
+    co = dask.delayed(_bt_h_coefficients)(merged, haze, nb)
     shapes = {"alpha": (nb,), "haze": (nb,), "scale": (1,), "offset": (1,), "floor": (1,)}
     return {key: da.from_delayed(co[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
 
@@ -337,16 +295,6 @@ def _top_digits(x: np.ndarray) -> np.ndarray:
     step = x.dtype.itemsize // 2
     h = x.view(np.uint16).reshape(x.shape[0], -1, step)[:, :, step - 1]
     return np.where(h & np.uint16(0x8000), ~h, h | np.uint16(0x8000))
-
-
-def _block_min(x: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """(B, 1, 1) per-band minimum over the valid pixels (+inf where none)."""
-    x = x.reshape(x.shape[0], -1)
-    if valid is not None:
-        x = x[:, valid.reshape(-1).astype(bool)]
-    if x.shape[1] == 0:
-        return np.full((x.shape[0], 1, 1), np.inf)
-    return x.min(axis=1).astype(np.float64)[:, None, None]
 
 
 def _digit_histograms(x: np.ndarray, valid: np.ndarray | None, state: dict | None, level: int) -> np.ndarray:
@@ -453,10 +401,21 @@ def percentile(x: da.Array, q: float, valid: da.Array | None = None,
         (B,) float64 (NaN for a band without valid pixels).
     """
     B = x.shape[0]
+    return da.from_delayed(_percentile_delayed(x, q, valid, reread), shape=(B,), dtype=np.float64)
+
+
+def _percentile_delayed(x: da.Array, q: float, valid: da.Array | None = None,
+                        reread: Callable[[Any], da.Array] | None = None):
+    """:func:`percentile` as a Delayed (B,) float64 array: each pass's block histograms are summed by a
+    tree reduction (memory bounded by the chunk size) and enter the delayed selection once."""
+    B = x.shape[0]
     width = 32 if x.dtype == np.float32 else 64
-    state = dask.delayed(_merge_select)(block_summaries(_histogram_pass(x, valid, None, 0)), None, B, float(q))
-    state = _selection_passes(x, valid, state, 1, width, q, reread)
-    return da.from_delayed(dask.delayed(_finish)(state, width), shape=(B,), dtype=np.float64)
+    state = None
+    for level in range(width // _DIGIT_BITS):
+        xs = x if (level == 0 or reread is None) else reread(dask.delayed(_barrier)(state))
+        hist = single(_histogram_pass(xs, valid, state, level).sum(axis=(1, 2)))
+        state = dask.delayed(_select_digit)(hist, state, B, float(q))
+    return dask.delayed(_finish)(state, width)
 
 
 def _histogram_pass(xs: da.Array, valid: da.Array | None, state, level: int) -> da.Array:
@@ -471,8 +430,10 @@ def _histogram_pass(xs: da.Array, valid: da.Array | None, state, level: int) -> 
                          meta=np.empty((0, 0, 0), np.int64))
 
 
-def _merge_select(parts: list, state, B: int, q: float) -> dict:
-    return _select_digit(_stack_summaries(parts).sum(axis=1), state, B, q)
+def single(x: da.Array):
+    """A small dask array (e.g. a finished reduction) as one Delayed of the whole array, for a delayed
+    consumer (see :func:`block_summaries`)."""
+    return x.rechunk(-1).to_delayed().ravel()[0]
 
 
 def block_summaries(parts: da.Array) -> list:
@@ -517,18 +478,6 @@ def moments_of(merged: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
 def _stack_summaries(parts: list) -> np.ndarray:
     """(K, n_blocks) from the list of (K, 1, 1) block summaries."""
     return np.stack([np.asarray(p).reshape(-1) for p in parts], axis=1)
-
-
-def _selection_passes(x: da.Array, valid: da.Array | None, state, level0: int, width: int, q: float,
-                      reread: Callable[[Any], da.Array] | None = None):
-    """The radix-selection passes ``level0 ..`` after the first (``state``: a Delayed selection); each
-    pass's per-block histograms go to one delayed merge (each block is computed once per pass)."""
-    B = x.shape[0]
-    for level in range(level0, width // _DIGIT_BITS):
-        xs = x if reread is None else reread(dask.delayed(_barrier)(state))
-        state = dask.delayed(_merge_select)(block_summaries(_histogram_pass(xs, valid, state, level)), state, B,
-                                            float(q))
-    return state
 
 
 def _barrier(state) -> dict:
