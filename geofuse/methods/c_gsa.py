@@ -48,7 +48,7 @@ def _intensity(ms: torch.Tensor, weights: torch.Tensor, intercept: torch.Tensor)
 
 
 def _labels(ms: torch.Tensor, est) -> torch.Tensor:
-    return segment.assign_segments(ms / est["ms_max"][:, None, None], est["centroids"])
+    return segment.assign_segments(ms, est["centroids"], divisor=est["ms_max"])
 
 
 def _segment_stats_block(block, est, params) -> torch.Tensor:
@@ -72,22 +72,31 @@ def _fit_centroids(sample: np.ndarray, valid: np.ndarray | None, ms_max: np.ndar
 def _grouped_block(x: np.ndarray, valid: np.ndarray | None = None, *, k: int) -> np.ndarray:
     """Per-block, per-segment summaries [n, mean (B), centred cross-products (B*B)] of x[1:] by x[0].
 
-    Each segment's values are gathered in the block's dtype and only then converted to float64 (the
-    same float64 values as converting the whole block first, without its float64 copy)."""
+    Each segment's values are gathered in the block's dtype and only then converted to float64, into
+    buffers reused by every segment (the same float64 (B, n) arrays, in the same memory order, as
+    converting the whole block first and gathering; no float64 copy of the block, no fresh float64
+    allocation per segment)."""
     lab = x[0].reshape(-1)
     v = x[1:].reshape(x.shape[0] - 1, -1)
-    B = v.shape[0]
+    B, N = v.shape
     keep = None if valid is None else valid.reshape(-1).astype(bool)
     out = np.zeros((k, 1 + B + B * B))
+    buf = np.empty(B * N, dtype=np.float64)
+    cen = np.empty(B * N, dtype=np.float64)
     for s in range(k):
         sel = lab == s
         if keep is not None:
             sel &= keep
         n = int(np.count_nonzero(sel))
         if n:
-            xs = v[:, sel].astype(np.float64)
+            # (B, n) views laid out like v[:, sel] (Fortran order): the reductions below then run in the
+            # same order as on the gathered array itself, so the sums are the same bit for bit
+            xr = v[:, sel]
+            xs = buf[:B * n].reshape(n, B).T
+            xs[...] = xr
             m = xs.mean(axis=1)
-            xc = xs - m[:, None]
+            xc = cen[:B * n].reshape(n, B).T
+            np.subtract(xs, m[:, None], out=xc)
             out[s, 0], out[s, 1:1 + B], out[s, 1 + B:] = n, m, (xc @ xc.T).ravel()
     return out.reshape(-1)[:, None, None]
 
