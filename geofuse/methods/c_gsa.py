@@ -78,16 +78,19 @@ def _grouped_block(x: np.ndarray, valid: np.ndarray | None = None, *, k: int) ->
     allocation per segment)."""
     lab = x[0].reshape(-1)
     v = x[1:].reshape(x.shape[0] - 1, -1)
-    B, N = v.shape
+    B = v.shape[0]
     keep = None if valid is None else valid.reshape(-1).astype(bool)
     out = np.zeros((k, 1 + B + B * B))
-    buf = np.empty(B * N, dtype=np.float64)
-    cen = np.empty(B * N, dtype=np.float64)
+    sels = []
     for s in range(k):
         sel = lab == s
         if keep is not None:
             sel &= keep
-        n = int(np.count_nonzero(sel))
+        sels.append((sel, int(np.count_nonzero(sel))))
+    size = B * max((n for _, n in sels), default=0)
+    buf = np.empty(size, dtype=np.float64)
+    cen = np.empty(size, dtype=np.float64)
+    for s, (sel, n) in enumerate(sels):
         if n:
             # (B, n) views laid out like v[:, sel] (Fortran order): the reductions below then run in the
             # same order as on the gathered array itself, so the sums are the same bit for bit
@@ -208,7 +211,7 @@ def _c_gsa_estimate(ctx, params):
     parts_a = da.map_blocks(_ms_pass, *args, step=step, rmax=rmax, cmax=cmax, chunks=out_chunks,
                             dtype=np.float64, meta=np.empty((0, 0, 0)))
     first = dask.delayed(_first)(moms_lr, block_summaries(parts_a), rows, cols, masked, ms.dtype, k, seed)
-    x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=first)
+    x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=first, use_pan=False)  # MS only: no PAN read
     B = 1 + C
     Kb = k * (1 + B + B * B)
     valid = ctx.valid_hr
