@@ -86,6 +86,9 @@ def test_top_digits_follow_the_float_order(dtype):
     # the same digit as the top 16 bits of the full sortable keys
     keys, width = m._sortable_keys(x[None])
     np.testing.assert_array_equal(top, (keys[0] >> keys.dtype.type(width - 16)).astype(np.uint16))
+    # the raw top bits, permuted by the lookup tables, give the same digits
+    np.testing.assert_array_equal(m._RAW_TO_KEY[m._raw_top(x[None])[0]], top)
+    np.testing.assert_array_equal(m._KEY_TO_RAW[top], m._raw_top(x[None])[0])
 
 
 def test_digit_histograms_against_numpy_counts():

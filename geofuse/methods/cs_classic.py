@@ -297,20 +297,42 @@ def _top_digits(x: np.ndarray) -> np.ndarray:
     return np.where(h & np.uint16(0x8000), ~h, h | np.uint16(0x8000))
 
 
+def _raw_top(x: np.ndarray) -> np.ndarray:
+    """(B, N) uint16: the raw top 16 bits of the floats ``x`` (B, N), a view where the byte order allows
+    (their sortable first digit is ``_RAW_TO_KEY[raw]``)."""
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float32:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+    if sys.byteorder != "little":
+        return _KEY_TO_RAW[_top_digits(x)]
+    step = x.dtype.itemsize // 2
+    return x.view(np.uint16).reshape(x.shape[0], -1, step)[:, :, step - 1]
+
+
+#: The sortable first digit of each raw top-16-bit pattern (the sign flip of :func:`_sortable_keys`),
+#: and its inverse.
+_RAW_TO_KEY = np.where(np.arange(1 << 16, dtype=np.uint16) & np.uint16(0x8000),
+                       ~np.arange(1 << 16, dtype=np.uint16), np.arange(1 << 16, dtype=np.uint16) | np.uint16(0x8000))
+_KEY_TO_RAW = np.argsort(_RAW_TO_KEY).astype(np.uint16)
+
+
 def _digit_histograms(x: np.ndarray, valid: np.ndarray | None, state: dict | None, level: int) -> np.ndarray:
     """(B*R*NBINS, 1, 1) counts of the ``level``-th 16-bit digit of the keys of each band's valid values,
     among those whose higher digits equal the state's prefix for each of the R order statistics.
 
-    The first digit comes straight from the floats' top 16 bits; later levels build the full keys of
-    only the values whose first digit matches one of the prefixes (a small fraction of the block)."""
+    The first digit's histogram is counted on the floats' raw top 16 bits and its bins permuted to key
+    order; later levels build the full keys of only the values whose first digit matches one of the
+    prefixes (a small fraction of the block)."""
     B = x.shape[0]
     v = x.reshape(B, -1)
     if valid is not None:
         v = v[:, valid.reshape(-1).astype(bool)]
-    top = _top_digits(v)
+    raw = _raw_top(v)
     if state is None:
-        out = np.stack([np.bincount(top[b], minlength=_NBINS)[None] for b in range(B)])
-        return out.reshape(-1, 1, 1).astype(np.int64)
+        out = np.zeros((B, 1, _NBINS), dtype=np.int64)
+        for b in range(B):
+            out[b, 0, _RAW_TO_KEY] = np.bincount(raw[b], minlength=_NBINS)
+        return out.reshape(-1, 1, 1)
     prefix = state["prefix"]
     R = prefix.shape[1]
     width = 32 if v.dtype == np.float32 else 64
@@ -318,7 +340,7 @@ def _digit_histograms(x: np.ndarray, valid: np.ndarray | None, state: dict | Non
     out = np.zeros((B, R, _NBINS), dtype=np.int64)
     for b in range(B):
         first = (prefix[b].astype(np.uint64) >> shift).astype(np.uint16)  # the prefixes' first digits
-        sel = np.flatnonzero(np.isin(top[b], np.unique(first)))
+        sel = np.flatnonzero(np.isin(raw[b], _KEY_TO_RAW[np.unique(first)]))
         keys, _ = _sortable_keys(v[b, sel])
         kt = keys.dtype.type
         lo = width - _DIGIT_BITS * (level + 1)
