@@ -189,10 +189,6 @@ def _ms_tile(block, est, params) -> torch.Tensor:
     return block.ms
 
 
-def _lp_pan(block, est, params) -> torch.Tensor:
-    return k.lp_filter_gauss(block.pan, block.ratio)
-
-
 def _bt_h_stack(block, est, params) -> torch.Tensor:
     """[MS~ (C), LPfilterGauss(PAN)] of one tile: the inputs of every BT-H statistic, in one task."""
     return torch.cat([block.ms, k.lp_filter_gauss(block.pan, block.ratio)])
