@@ -27,6 +27,9 @@ from .resample import upsample
 
 __all__ = ["bicubic_lowpass", "histogram_match", "pracs", "pracs_coefficients"]
 
+#: Pixels per slab of :func:`pracs` on the CPU.
+SLAB_PIXELS = 32768
+
 
 def bicubic_lowpass(x: torch.Tensor, ratio: int) -> torch.Tensor:
     r"""MATLAB ``imresize(imresize(x, 1/r), r)``: bicubic reduction (antialiased) and bicubic expansion.
@@ -118,14 +121,26 @@ def pracs(ms: torch.Tensor, pan: torch.Tensor, *, ms_mean, scale, pan_mean, cc, 
     def col(v):
         return v[:, None, None]
 
-    hm = histogram_match(ms, ms_mean, scale, pan_mean)
-    i_h = col(cc) * pan + col(1 - cc) * hm
-    i_lp = col(lint) + band_mix(lcoef.T, hm)
-    delta = i_h - i_lp - col(dmean)
-    tiny = torch.finfo(i_lp.dtype).tiny
-    safe = torch.where(i_lp.abs() < tiny, torch.where(i_lp < 0, -tiny, tiny), i_lp)
-    local = 1 - (1 - col(c_int) * ms / safe).abs()
-    return ms + col(w) * local * delta
+    def fuse(ms, pan):
+        hm = histogram_match(ms, ms_mean, scale, pan_mean)
+        i_h = col(cc) * pan + col(1 - cc) * hm
+        i_lp = col(lint) + band_mix(lcoef.T, hm)
+        delta = i_h - i_lp - col(dmean)
+        tiny = torch.finfo(i_lp.dtype).tiny
+        safe = torch.where(i_lp.abs() < tiny, torch.where(i_lp < 0, -tiny, tiny), i_lp)
+        local = 1 - (1 - col(c_int) * ms / safe).abs()
+        return ms + col(w) * local * delta
+
+    H, W = ms.shape[1:]
+    rows = max(1, SLAB_PIXELS // max(W, 1)) if ms.device.type == "cpu" else H
+    if rows >= H:
+        return fuse(ms, pan)
+    # every operation is elementwise: slabs of rows (whose temporaries stay in the cache) give the
+    # same values as the whole tile
+    out = torch.empty_like(ms)
+    for r0 in range(0, H, rows):
+        out[:, r0:r0 + rows] = fuse(ms[:, r0:r0 + rows], pan[:, r0:r0 + rows])
+    return out
 
 
 def pracs_coefficients(mean: np.ndarray, cov: np.ndarray, pan_mean: float, beta: float) -> dict[str, np.ndarray]:

@@ -66,43 +66,80 @@ def kmeans_fit(x: torch.Tensor, k: int, seed: int = 0, max_iter: int = 100) -> t
         if labels is not None and torch.equal(new, labels):
             break
         labels = new
+        # each cluster's rows, in their original order, as one contiguous run of a stable sort: the
+        # same tensors as xc[labels == j], gathered once per iteration instead of once per cluster
+        order = torch.argsort(labels, stable=True)
+        xs = xc[order]
+        counts = torch.bincount(labels, minlength=k).tolist()
+        start = 0
         for j in range(k):
-            sel = labels == j
-            if sel.any():
-                c[j] = xc[sel].mean(0)
+            if counts[j]:
+                c[j] = xs[start:start + counts[j]].mean(0)
+            start += counts[j]
     return c.to(device=x.device, dtype=x.dtype)
 
 
-def assign_segments(features: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+#: Pixels per slab of :func:`assign_segments` on the CPU (its few buffers stay in the cache).
+ASSIGN_SLAB = 32768
+
+
+def assign_segments(features: torch.Tensor, centroids: torch.Tensor, *,
+                    divisor: torch.Tensor | None = None) -> torch.Tensor:
     r"""Label of the nearest centroid of every pixel (squared Euclidean distance, first on ties).
 
     .. math::
         S[i, j] = \arg\min_k \sum_c (f_c[i, j] - m_{k,c})^2
 
-    Elementwise (no matrix product), so a pixel's label does not depend on the tile it lies in.
+    Elementwise (no matrix product), so a pixel's label does not depend on the tile it lies in. On the
+    CPU the pixels are processed in slabs of :data:`ASSIGN_SLAB` (the same operations, rounded the same
+    way, in buffers that stay in the cache).
 
     Parameters
     ----------
     features : (C, H, W) tensor
     centroids : (K, C) tensor
+    divisor : (C,) tensor, optional
+        Label ``features / divisor`` (per band; divided slab by slab, the same quotients).
 
     Returns
     -------
     (H, W) int64 tensor
     """
-    best = None
-    label = torch.zeros(features.shape[1:], dtype=torch.long, device=features.device)
-    for k in range(centroids.shape[0]):
-        d = torch.zeros_like(features[0])
-        for c in range(features.shape[0]):
-            d = d + (features[c] - centroids[k, c]) ** 2
-        if best is None:
-            best = d
+    C = features.shape[0]
+    flat = features.reshape(C, -1)
+    N = flat.shape[1]
+    dev, dt = features.device, features.dtype
+    label = torch.zeros(N, dtype=torch.long, device=dev)
+    cent = centroids.to(device=dev, dtype=dt)
+    K = cent.shape[0]
+    slab = ASSIGN_SLAB if dev.type == "cpu" else max(N, 1)
+    size = min(slab, N)
+    best, d, t = (torch.empty(size, dtype=dt, device=dev) for _ in range(3))
+    f = torch.empty((C, size), dtype=dt, device=dev) if divisor is not None else None
+    closer = torch.empty(size, dtype=torch.bool, device=dev)
+    for a in range(0, N, slab):
+        b = min(N, a + slab)
+        n = b - a
+        bs, ds, ts, cs, ls = best[:n], d[:n], t[:n], closer[:n], label[a:b]
+        if divisor is None:
+            fs = flat[:, a:b]
         else:
-            closer = d < best
-            label = torch.where(closer, torch.full_like(label, k), label)
-            best = torch.where(closer, d, best)
-    return label
+            fs = f[:, :n]
+            torch.div(flat[:, a:b], divisor.to(device=dev, dtype=dt)[:, None], out=fs)
+        for k in range(K):
+            dist = bs if k == 0 else ds
+            # 0 + (f_0 - m_0)^2 + (f_1 - m_1)^2 + ..., each square rounded before its sum
+            for c in range(C):
+                torch.sub(fs[c], cent[k, c], out=ts)
+                if c == 0:
+                    torch.mul(ts, ts, out=dist)
+                else:
+                    dist.add_(ts.mul_(ts))
+            if k:
+                torch.lt(ds, bs, out=cs)
+                ls.masked_fill_(cs, k)
+                torch.where(cs, ds, bs, out=bs)
+    return label.reshape(features.shape[1:])
 
 
 def c_gsa(ms: torch.Tensor, pan: torch.Tensor, intensity: torch.Tensor, labels: torch.Tensor,

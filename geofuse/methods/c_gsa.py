@@ -24,6 +24,7 @@ from ..kernels import segment
 from ..kernels.filters import correlate2d, lp_filter_gauss_kernel
 from ..kernels.resample import decimation_kernel
 from ..registry import MethodSpec, Parameter, register
+from .cs_classic import _stack_summaries, block_summaries, merged_moments, moments_of
 
 VIVONE_2021 = "10.1109/MGRS.2020.3019315"
 RESTAINO_2017 = "10.1109/TGRS.2016.2614367"
@@ -47,7 +48,7 @@ def _intensity(ms: torch.Tensor, weights: torch.Tensor, intercept: torch.Tensor)
 
 
 def _labels(ms: torch.Tensor, est) -> torch.Tensor:
-    return segment.assign_segments(ms / est["ms_max"][:, None, None], est["centroids"])
+    return segment.assign_segments(ms, est["centroids"], divisor=est["ms_max"])
 
 
 def _segment_stats_block(block, est, params) -> torch.Tensor:
@@ -69,21 +70,43 @@ def _fit_centroids(sample: np.ndarray, valid: np.ndarray | None, ms_max: np.ndar
 
 
 def _grouped_block(x: np.ndarray, valid: np.ndarray | None = None, *, k: int) -> np.ndarray:
-    """Per-block, per-segment summaries [n, mean (B), centred cross-products (B*B)] of x[1:] by x[0]."""
-    lab = x[0].reshape(-1).astype(np.int64)
-    v = x[1:].reshape(x.shape[0] - 1, -1).astype(np.float64)
+    """Per-block, per-segment summaries [n, mean (B), centred cross-products (B*B)] of x[1:] by x[0].
+
+    Each segment's values are gathered in the block's dtype and only then converted to float64, into
+    buffers reused by every segment (the same float64 (B, n) arrays, in the same memory order, as
+    converting the whole block first and gathering; no float64 copy of the block, no fresh float64
+    allocation per segment)."""
+    lab = x[0].reshape(-1)
+    v = x[1:].reshape(x.shape[0] - 1, -1)
     B = v.shape[0]
-    keep = np.ones(lab.shape, bool) if valid is None else valid.reshape(-1).astype(bool)
+    keep = None if valid is None else valid.reshape(-1).astype(bool)
     out = np.zeros((k, 1 + B + B * B))
+    sels = []
     for s in range(k):
-        sel = keep & (lab == s)
-        n = int(sel.sum())
+        sel = lab == s
+        if keep is not None:
+            sel &= keep
+        sels.append((sel, int(np.count_nonzero(sel))))
+    size = B * max((n for _, n in sels), default=0)
+    buf = np.empty(size, dtype=np.float64)
+    cen = np.empty(size, dtype=np.float64)
+    for s, (sel, n) in enumerate(sels):
         if n:
-            xs = v[:, sel]
+            # (B, n) views laid out like v[:, sel] (Fortran order): the reductions below then run in the
+            # same order as on the gathered array itself, so the sums are the same bit for bit
+            xr = v[:, sel]
+            xs = buf[:B * n].reshape(n, B).T
+            xs[...] = xr
             m = xs.mean(axis=1)
-            xc = xs - m[:, None]
+            xc = cen[:B * n].reshape(n, B).T
+            np.subtract(xs, m[:, None], out=xc)
             out[s, 0], out[s, 1:1 + B], out[s, 1 + B:] = n, m, (xc @ xc.T).ravel()
     return out.reshape(-1)[:, None, None]
+
+
+def _grouped_blocks(parts: list) -> np.ndarray:
+    """(K, n_blocks) stacked block summaries for :func:`_merge_gains`."""
+    return _stack_summaries(parts)
 
 
 def _merge_gains(parts: np.ndarray, k: int, B: int) -> np.ndarray:
@@ -114,36 +137,90 @@ def _merge_gains(parts: np.ndarray, k: int, B: int) -> np.ndarray:
     return np.where(ok[:, None], gains[:k], glob[None, :])
 
 
-def _materialise(d):
-    return {key: np.asarray(v) for key, v in d.items()}
+def _sample_offsets(chunks: tuple[int, ...], step: int) -> list[tuple[int, int]]:
+    """(first local index, count) of the global grid ``::step`` in each chunk along one axis."""
+    out, a = [], 0
+    for c in chunks:
+        o = (-a) % step
+        out.append((o, len(range(o, c, step))))
+        a += c
+    return out
+
+
+def _ms_pass(ms: np.ndarray, valid: np.ndarray | None = None, *, step: int, rmax: int, cmax: int,
+             block_info=None) -> np.ndarray:
+    """One HR block of the interpolated MS -> (K, 1, 1): its per-band maximum over the valid pixels, then
+    its samples on the global grid ``[::step, ::step]`` (and their validity), padded to rmax x cmax."""
+    loc = block_info[0]["array-location"]
+    oy, ox = (-loc[1][0]) % step, (-loc[2][0]) % step
+    C = ms.shape[0]
+    sample = ms[:, oy::step, ox::step]
+    pad = np.zeros((C + (valid is not None), rmax, cmax))
+    pad[:C, :sample.shape[1], :sample.shape[2]] = sample
+    if valid is None:
+        mx = ms.reshape(C, -1).max(axis=1)
+    else:
+        v = valid[0]
+        mx = np.where(v[None], ms, -np.inf).reshape(C, -1).max(axis=1)
+        pad[C, :sample.shape[1], :sample.shape[2]] = v[oy::step, ox::step]
+    return np.concatenate([mx.astype(np.float64), pad.ravel()])[:, None, None]
+
+
+def _first(moms_lr: np.ndarray, parts: list, rows: list, cols: list, masked: bool, dtype, k: int,
+           seed: int) -> dict:
+    """GSA weights (least squares of L(PAN) on [1, MS] on the LR grid, as :func:`stats.regress`), the
+    normalisation maxima and the k-means centroids from the first pass."""
+    _, mean, cov = moments_of(moms_lr)
+    C = mean.size - 1
+    weights = stats._lstsq(cov[:C, :C], cov[:C, C])
+    intercept = np.reshape(mean[C] - (weights * mean[:C]).sum(), (1,))
+    ny, nx = len(rows), len(cols)
+    rmax, cmax = max(r for _, r in rows), max(c for _, c in cols)
+    blocks = [np.asarray(p).reshape(-1) for p in parts]
+    ms_max = np.max(np.stack([b[:C] for b in blocks]), axis=0)
+    pads = [b[C:].reshape(C + masked, rmax, cmax) for b in blocks]
+    full = np.concatenate([np.concatenate([pads[i * nx + j][:, :rows[i][1], :cols[j][1]] for j in range(nx)], axis=2)
+                           for i in range(ny)], axis=1)
+    sample = full[:C].astype(dtype)  # the samples' own values (exact: float32 -> float64 -> float32)
+    vs = full[C].astype(bool) if masked else None
+    centroids = _fit_centroids(sample, vs, ms_max, k, seed)
+    return {"weights": weights, "intercept": intercept, "ms_max": ms_max, "centroids": centroids}
+
+
+def _final(first: dict, parts: list, k: int, B: int) -> dict:
+    return {**first, "gains": _merge_gains(_grouped_blocks(parts), k, B)}
 
 
 def _c_gsa_estimate(ctx, params):
+    """Pass 1: the LR moments of [MS, L(PAN)] (GSA weights) and, per HR block, the MS maxima and the
+    k-means sample; pass 2: the per-segment moments. Each pass computes every block once (its blocks
+    enter the delayed merges through ``to_delayed``)."""
     k, seed = int(params["n_segments"]), int(params["seed"])
     C = ctx.ms_lr.shape[0]
     pan_lr = ctx.tile_map(_pan_lr, bands=1, grid="lr")
-    weights, intercept = stats.regress(pan_lr, ctx.ms_lr, ctx.valid_lr, intercept=True)
-    intercept = intercept.reshape(1)
+    moms_lr = merged_moments([ctx.ms_lr, pan_lr], ctx.valid_lr)
     ms = ctx.ms
-    valid = ctx.valid_hr
-    masked = ms if valid is None else da.where(valid[None], ms, -np.inf)
-    ms_max = masked.max(axis=(1, 2)).astype(np.float64)
     H, W = ms.shape[1:]
     step = max(1, math.ceil(math.sqrt(H * W / KMEANS_SAMPLES)))
-    sample = ms[:, ::step, ::step]
-    vs = None if valid is None else valid[::step, ::step]
-    centroids = da.from_delayed(dask.delayed(_fit_centroids)(sample, vs, ms_max, k, seed), shape=(k, C),
-                                dtype=np.float64)
-    seg_est = dask.delayed(_materialise)({"weights": weights, "intercept": intercept, "ms_max": ms_max,
-                                          "centroids": centroids})
-    x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=seg_est)
+    rows, cols = _sample_offsets(ms.chunks[1], step), _sample_offsets(ms.chunks[2], step)
+    rmax, cmax = max(r for _, r in rows), max(c for _, c in cols)
+    masked = ctx.valid_hr is not None
+    Ka = C + (C + masked) * rmax * cmax
+    out_chunks = ((Ka,), (1,) * ms.numblocks[1], (1,) * ms.numblocks[2])
+    args = [ms] if not masked else [ms, ctx.valid_hr.rechunk(ms.chunks[1:])[None]]
+    parts_a = da.map_blocks(_ms_pass, *args, step=step, rmax=rmax, cmax=cmax, chunks=out_chunks,
+                            dtype=np.float64, meta=np.empty((0, 0, 0)))
+    first = dask.delayed(_first)(moms_lr, block_summaries(parts_a), rows, cols, masked, ms.dtype, k, seed)
+    x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=first, use_pan=False)  # MS only: no PAN read
     B = 1 + C
     Kb = k * (1 + B + B * B)
+    valid = ctx.valid_hr
     args = [x] if valid is None else [x, valid.rechunk(x.chunks[1:])[None]]
     parts = da.map_blocks(_grouped_block, *args, k=k, chunks=((Kb,),) + tuple((1,) * len(c) for c in x.chunks[1:]),
                           dtype=np.float64, meta=np.empty((0, 0, 0)))
-    gains = da.from_delayed(dask.delayed(_merge_gains)(parts, k, B), shape=(k, C), dtype=np.float64)
-    return {"weights": weights, "intercept": intercept, "ms_max": ms_max, "centroids": centroids, "gains": gains}
+    final = dask.delayed(_final)(first, block_summaries(parts), k, B)
+    shapes = {"weights": (C,), "intercept": (1,), "ms_max": (C,), "centroids": (k, C), "gains": (k, C)}
+    return {key: da.from_delayed(final[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
 
 
 def _c_gsa_apply(block, est, params) -> torch.Tensor:

@@ -17,6 +17,7 @@ Differences from the toolbox, kept only under ``compat="toolbox"``:
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import dask
@@ -188,26 +189,44 @@ def _ms_tile(block, est, params) -> torch.Tensor:
     return block.ms
 
 
-def _lp_pan(block, est, params) -> torch.Tensor:
-    return k.lp_filter_gauss(block.pan, block.ratio)
+def _bt_h_stack(block, est, params) -> torch.Tensor:
+    """[MS~ (C), LPfilterGauss(PAN)] of one tile: the inputs of every BT-H statistic, in one task."""
+    return torch.cat([block.ms, k.lp_filter_gauss(block.pan, block.ratio)])
+
+
+def _bt_h_coefficients(merged: np.ndarray, haze: np.ndarray, nb: int) -> dict:
+    """alpha (least squares through the origin of L(PAN) on MS~, as :func:`stats.regress`), the PAN
+    equalisation to I = sum alpha_b (MS~_b - L_b) and the ratio floor, from the merged moments of
+    [MS~, L(PAN)]."""
+    n, mean, cov = moments_of(merged)
+    kk = (n - 1) / n
+    raw = cov * kk + mean[:, None] * mean[None, :]
+    alpha = stats._lstsq(raw[:nb, :nb], raw[:nb, nb])
+    haze = np.asarray(haze, np.float64)
+    mean_i = (alpha * (mean[:nb] - haze)).sum()
+    var_i = (cov[:nb, :nb] * alpha[:, None] * alpha[None, :]).sum()
+    scale = np.sqrt(var_i / cov[nb, nb])
+    return {"alpha": alpha, "haze": haze, "scale": np.reshape(scale, (1,)),
+            "offset": np.reshape(mean_i - scale * mean[nb], (1,)),
+            "floor": np.reshape(RATIO_FLOOR * abs(mean_i), (1,))}
 
 
 def _bt_h_estimate(ctx, params):
+    """One pass of moments over [MS~, L(PAN)] (both made in one task per block), and the haze: the
+    percentile's passes over the interpolated MS (4 bands) or its band minima. Every pass enters the
+    delayed merges once (:func:`block_summaries`, :func:`single`), so no block is computed twice."""
     nb = ctx.ms_lr.shape[0]
-    pan_lp = ctx.tile_map(_lp_pan, bands=1)
-    alpha, _ = stats.regress(pan_lp, ctx.ms, ctx.valid_hr, intercept=False)
-    m = stats.moments([ctx.ms, pan_lp], ctx.valid_hr)  # the same block reductions as regress's
+    z = ctx.tile_map(_bt_h_stack, bands=nb + 1)
+    merged = merged_moments([z], ctx.valid_hr)
     if nb == len(HAZE_COEFFS_4):
-        haze = np.asarray(HAZE_COEFFS_4) * percentile(
+        haze = dask.delayed(np.multiply)(np.asarray(HAZE_COEFFS_4), _percentile_delayed(
             ctx.ms, params["percentile"], ctx.valid_hr,
-            reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier))
+            reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier)))
     else:
-        haze = masked_min(ctx.ms, ctx.valid_hr)
-    mean_i = (alpha * (m.mean[:nb] - haze)).sum()
-    var_i = (m.cov[:nb, :nb] * alpha[:, None] * alpha[None, :]).sum()
-    scale, offset = _equalisation(mean_i, var_i, m.mean[nb], m.cov[nb, nb])
-    return {"alpha": alpha, "haze": haze, "scale": scale, "offset": offset,
-            "floor": da.reshape(RATIO_FLOOR * abs(mean_i), (1,))}
+        haze = single(masked_min(ctx.ms, ctx.valid_hr))
+    co = dask.delayed(_bt_h_coefficients)(merged, haze, nb)
+    shapes = {"alpha": (nb,), "haze": (nb,), "scale": (1,), "offset": (1,), "floor": (1,)}
+    return {key: da.from_delayed(co[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
 
 
 def _bt_h_apply(block, est, params) -> torch.Tensor:
@@ -260,30 +279,72 @@ def _keys_to_float(keys: np.ndarray, width: int) -> np.ndarray:
     return u.view(np.float32 if width == 32 else np.float64).astype(np.float64)
 
 
+def _top_digits(x: np.ndarray) -> np.ndarray:
+    """(B, N) uint16: the first (highest) 16-bit digit of the sortable keys of ``x`` (B, N), read from
+    the float's top 16 bits only (the sign flip of :func:`_sortable_keys` restricted to them)."""
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float32:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+    if sys.byteorder != "little":
+        keys, width = _sortable_keys(x)
+        return (keys >> keys.dtype.type(width - _DIGIT_BITS)).astype(np.uint16)
+    step = x.dtype.itemsize // 2
+    h = x.view(np.uint16).reshape(x.shape[0], -1, step)[:, :, step - 1]
+    return np.where(h & np.uint16(0x8000), ~h, h | np.uint16(0x8000))
+
+
+def _raw_top(x: np.ndarray) -> np.ndarray:
+    """(B, N) uint16: the raw top 16 bits of the floats ``x`` (B, N), a view where the byte order allows
+    (their sortable first digit is ``_RAW_TO_KEY[raw]``)."""
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float32:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+    if sys.byteorder != "little":
+        return _KEY_TO_RAW[_top_digits(x)]
+    step = x.dtype.itemsize // 2
+    return x.view(np.uint16).reshape(x.shape[0], -1, step)[:, :, step - 1]
+
+
+#: The sortable first digit of each raw top-16-bit pattern (the sign flip of :func:`_sortable_keys`),
+#: and its inverse.
+_RAW_TO_KEY = np.where(np.arange(1 << 16, dtype=np.uint16) & np.uint16(0x8000),
+                       ~np.arange(1 << 16, dtype=np.uint16), np.arange(1 << 16, dtype=np.uint16) | np.uint16(0x8000))
+_KEY_TO_RAW = np.argsort(_RAW_TO_KEY).astype(np.uint16)
+
+
 def _digit_histograms(x: np.ndarray, valid: np.ndarray | None, state: dict | None, level: int) -> np.ndarray:
     """(B*R*NBINS, 1, 1) counts of the ``level``-th 16-bit digit of the keys of each band's valid values,
-    among those whose higher digits equal the state's prefix for each of the R order statistics."""
+    among those whose higher digits equal the state's prefix for each of the R order statistics.
+
+    The first digit's histogram is counted on the floats' raw top 16 bits and its bins permuted to key
+    order; later levels build the full keys of only the values whose first digit matches one of the
+    prefixes (a small fraction of the block)."""
     B = x.shape[0]
-    keys, width = _sortable_keys(x.reshape(B, -1))
+    v = x.reshape(B, -1)
     if valid is not None:
-        keep = valid.reshape(-1).astype(bool)
-        keys = keys[:, keep]
-    lo = width - _DIGIT_BITS * (level + 1)
-    kt = keys.dtype.type
-    digits = (keys >> kt(lo)) & kt(_NBINS - 1)
+        v = v[:, valid.reshape(-1).astype(bool)]
+    raw = _raw_top(v)
     if state is None:
-        out = np.stack([np.bincount(digits[b].astype(np.int64), minlength=_NBINS)[None] for b in range(B)])
-    else:
-        prefix = state["prefix"]
-        R = prefix.shape[1]
-        hi = kt(width - _DIGIT_BITS * level)
-        head = keys >> hi
-        out = np.zeros((B, R, _NBINS), dtype=np.int64)
+        out = np.zeros((B, 1, _NBINS), dtype=np.int64)
         for b in range(B):
-            for r in range(R):
-                sel = digits[b][head[b] == kt(prefix[b, r])]
-                out[b, r] = np.bincount(sel.astype(np.int64), minlength=_NBINS)
-    return out.reshape(-1, 1, 1).astype(np.int64)
+            out[b, 0, _RAW_TO_KEY] = np.bincount(raw[b], minlength=_NBINS)
+        return out.reshape(-1, 1, 1)
+    prefix = state["prefix"]
+    R = prefix.shape[1]
+    width = 32 if v.dtype == np.float32 else 64
+    shift = np.uint64(_DIGIT_BITS * (level - 1))
+    out = np.zeros((B, R, _NBINS), dtype=np.int64)
+    for b in range(B):
+        first = (prefix[b].astype(np.uint64) >> shift).astype(np.uint16)  # the prefixes' first digits
+        sel = np.flatnonzero(np.isin(raw[b], _KEY_TO_RAW[np.unique(first)]))
+        keys, _ = _sortable_keys(v[b, sel])
+        kt = keys.dtype.type
+        lo = width - _DIGIT_BITS * (level + 1)
+        digits = (keys >> kt(lo)) & kt(_NBINS - 1)
+        head = keys >> kt(width - _DIGIT_BITS * level)
+        for r in range(R):
+            out[b, r] = np.bincount(digits[head == kt(prefix[b, r])].astype(np.int64), minlength=_NBINS)
+    return out.reshape(-1, 1, 1)
 
 
 def _select_digit(hist: np.ndarray, state: dict | None, B: int, q: float) -> dict:
@@ -358,21 +419,83 @@ def percentile(x: da.Array, q: float, valid: da.Array | None = None,
         (B,) float64 (NaN for a band without valid pixels).
     """
     B = x.shape[0]
+    return da.from_delayed(_percentile_delayed(x, q, valid, reread), shape=(B,), dtype=np.float64)
+
+
+def _percentile_delayed(x: da.Array, q: float, valid: da.Array | None = None,
+                        reread: Callable[[Any], da.Array] | None = None):
+    """:func:`percentile` as a Delayed (B,) float64 array: each pass's block histograms are summed by a
+    tree reduction (memory bounded by the chunk size) and enter the delayed selection once."""
+    B = x.shape[0]
     width = 32 if x.dtype == np.float32 else 64
     state = None
     for level in range(width // _DIGIT_BITS):
         xs = x if (level == 0 or reread is None) else reread(dask.delayed(_barrier)(state))
-        xs = xs.rechunk((B,) + xs.chunks[1:])
-        R = 1 if level == 0 else 2
-        K = B * R * _NBINS
-        out_chunks = ((K,), (1,) * xs.numblocks[1], (1,) * xs.numblocks[2])
-        args = [xs] if valid is None else [xs, valid.rechunk(xs.chunks[1:])[None]]
-        fn = _hist_x if valid is None else _hist_xv
-        parts = da.map_blocks(fn, *args, state=state, level=level, chunks=out_chunks, dtype=np.int64,
-                              meta=np.empty((0, 0, 0), np.int64))
-        hist = parts.sum(axis=(1, 2))
+        hist = single(_histogram_pass(xs, valid, state, level).sum(axis=(1, 2)))
         state = dask.delayed(_select_digit)(hist, state, B, float(q))
-    return da.from_delayed(dask.delayed(_finish)(state, width), shape=(B,), dtype=np.float64)
+    return dask.delayed(_finish)(state, width)
+
+
+def _histogram_pass(xs: da.Array, valid: da.Array | None, state, level: int) -> da.Array:
+    """(B*R*NBINS, ny, nx) per-block digit histograms of one radix-selection pass."""
+    B = xs.shape[0]
+    xs = xs.rechunk((B,) + xs.chunks[1:])
+    R = 1 if level == 0 else 2
+    out_chunks = ((B * R * _NBINS,), (1,) * xs.numblocks[1], (1,) * xs.numblocks[2])
+    args = [xs] if valid is None else [xs, valid.rechunk(xs.chunks[1:])[None]]
+    fn = _hist_x if valid is None else _hist_xv
+    return da.map_blocks(fn, *args, state=state, level=level, chunks=out_chunks, dtype=np.int64,
+                         meta=np.empty((0, 0, 0), np.int64))
+
+
+def single(x: da.Array):
+    """A small dask array (e.g. a finished reduction) as one Delayed of the whole array, for a delayed
+    consumer (see :func:`block_summaries`)."""
+    return x.rechunk(-1).to_delayed().ravel()[0]
+
+
+def block_summaries(parts: da.Array) -> list:
+    """The blocks of a per-block summary array (K, ny, nx) as a list of Delayed (row-major), for a
+    delayed merge.
+
+    A dask array handed to ``dask.delayed`` is finalised (and its blockwise chain fused and renamed)
+    separately for every delayed consumer downstream, so a statistics pass whose result feeds both a
+    later pass and the estimate would be computed twice or more; the graph of ``to_delayed`` is
+    optimised once, and Delayed arguments are never finalised again."""
+    return list(parts.to_delayed().ravel())
+
+
+def merged_moments(arrays, valid: da.Array | None = None):
+    """:func:`stats.moments` of ``arrays`` as a Delayed ``[n, mean (B), M2 (B*B)]`` (the same block
+    reductions and merge), entering the delayed merge through :func:`block_summaries`; see
+    :func:`moments_of` for the mean and covariance."""
+    xs = stats._stack(list(arrays))
+    B = sum(x.shape[0] for x in xs)
+    K = 1 + B + B * B
+    out_chunks = ((K,), (1,) * xs[0].numblocks[1], (1,) * xs[0].numblocks[2])
+    if valid is None:
+        parts = da.map_blocks(stats._block_moments, *xs, chunks=out_chunks, dtype=np.float64,
+                              meta=np.empty((0, 0, 0)))
+    else:
+        parts = da.map_blocks(stats._block_moments_masked, *xs, valid.rechunk(xs[0].chunks[1:])[None],
+                              chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
+    return dask.delayed(_merge_moment_blocks)(block_summaries(parts), B)
+
+
+def _merge_moment_blocks(parts: list, B: int) -> np.ndarray:
+    return stats._merge_moments(_stack_summaries(parts), B)
+
+
+def moments_of(merged: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(n, mean, cov)`` (covariance with N - 1, as :class:`stats.Moments`) of a merged moment vector."""
+    B = int(round((np.sqrt(4 * merged.size - 3) - 1) / 2))
+    n = merged[0]
+    return n, merged[1:1 + B], merged[1 + B:].reshape(B, B) / (n - 1)
+
+
+def _stack_summaries(parts: list) -> np.ndarray:
+    """(K, n_blocks) from the list of (K, 1, 1) block summaries."""
+    return np.stack([np.asarray(p).reshape(-1) for p in parts], axis=1)
 
 
 def _barrier(state) -> dict:

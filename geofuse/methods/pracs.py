@@ -14,10 +14,10 @@ import dask.array as da
 import numpy as np
 import torch
 
-from .. import stats
 from ..kernels import pracs as kp
 from ..kernels.filters import imresize_down_halo
 from ..registry import MethodSpec, Parameter, register
+from .cs_classic import merged_moments, moments_of
 
 CHOI_2011 = "10.1109/TGRS.2010.2051674"
 VIVONE_2021 = "10.1109/MGRS.2020.3019315"
@@ -25,8 +25,11 @@ VIVONE_2021 = "10.1109/MGRS.2020.3019315"
 _APPLY_KEYS = ("ms_mean", "scale", "pan_mean", "cc", "lint", "lcoef", "dmean", "w", "c_int")
 
 
-def _as_numpy(d):
-    return {k: np.asarray(v, dtype=np.float64) for k, v in d.items()}
+def _match(merged1: np.ndarray, C: int) -> dict:
+    """Histogram matching of the MS to the PAN from the first pass's moments of [MS~, P]."""
+    _, mean, cov = moments_of(merged1)
+    std = np.sqrt(np.diagonal(cov))
+    return {"ms_mean": mean[:C], "scale": std[C] / std[:C], "pan_mean": mean[C:]}
 
 
 def _stage2(block, est, params) -> torch.Tensor:
@@ -36,20 +39,24 @@ def _stage2(block, est, params) -> torch.Tensor:
                       kp.bicubic_lowpass(hm, block.ratio)])
 
 
+def _coefficients(match: dict, merged1: np.ndarray, merged2: np.ndarray, beta: float) -> dict:
+    _, mean1, _ = moments_of(merged1)
+    C = match["ms_mean"].shape[0]
+    _, mean2, cov2 = moments_of(merged2)
+    return {**match, **kp.pracs_coefficients(mean2, cov2, mean1[C], beta)}
+
+
 def _pracs_estimate(ctx, params):
+    """Two passes, each one task per block and one delayed merge (no pass is computed twice)."""
     C = ctx.ms_lr.shape[0]
-    m1 = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)
-    std = m1.std
-    match = {"ms_mean": m1.mean[:C], "scale": std[C] / std[:C], "pan_mean": m1.mean[C:]}
-    match_np = dask.delayed(_as_numpy)(match)
-    z = ctx.tile_map(_stage2, bands=3 * C + 1, est=match_np)
-    m2 = stats.moments([z], ctx.valid_hr)
-    coef = dask.delayed(kp.pracs_coefficients)(m2.mean, m2.cov, m1.mean[C], float(params["beta"]))
-    shapes = {"cc": (C,), "lint": (C,), "lcoef": (C, C), "dmean": (C,), "w": (C,), "c_int": (C,)}
-    out = dict(match)
-    for k, shp in shapes.items():
-        out[k] = da.from_delayed(coef[k], shape=shp, dtype=np.float64)
-    return out
+    m1 = merged_moments([ctx.ms, ctx.pan], ctx.valid_hr)
+    match = dask.delayed(_match)(m1, C)
+    z = ctx.tile_map(_stage2, bands=3 * C + 1, est=match)
+    m2 = merged_moments([z], ctx.valid_hr)
+    coef = dask.delayed(_coefficients)(match, m1, m2, float(params["beta"]))
+    shapes = {"ms_mean": (C,), "scale": (C,), "pan_mean": (1,), "cc": (C,), "lint": (C,), "lcoef": (C, C),
+              "dmean": (C,), "w": (C,), "c_int": (C,)}
+    return {k: da.from_delayed(coef[k], shape=shp, dtype=np.float64) for k, shp in shapes.items()}
 
 
 def _pracs_apply(block, est, params) -> torch.Tensor:
