@@ -78,6 +78,30 @@ def pair_float():
     return synthetic_pair(LR_SHAPE, 4, dtype=np.float32, seed=1)
 
 
+def _assert_no_block_runs_twice(monkeypatch, method, build):
+    """Every per-block task of the graph (estimate and apply) runs once. ``dask.delayed`` gives each
+    dask-array argument a private copy of its upstream graph, so a solver fed two arrays with a shared
+    upstream had that whole pass (reads, upsampling, filters) computed twice. Deliberate re-reads
+    (another ``tile_map`` call) are other tasks and are not counted together."""
+    from collections import Counter
+
+    from geofuse import engine
+
+    runs = Counter()
+    orig = engine._run_block
+
+    def counting(task, pan, ms_lr, est, block_info=None):
+        loc = tuple(block_info[None]["chunk-location"]) if block_info else None
+        runs[(id(task), getattr(task.fn, "__qualname__", "?"), loc)] += 1
+        return orig(task, pan, ms_lr, est, block_info)
+
+    monkeypatch.setattr(engine, "_run_block", counting)
+    with dask.config.set(scheduler="synchronous"):
+        build().values
+    twice = sorted((name, loc, n) for (_, name, loc), n in runs.items() if n > 1)
+    assert runs and not twice, f"{method}: block tasks computed more than once: {twice[:5]}"
+
+
 @pytest.mark.parametrize("method", METHODS)
 class TestContract:
     """One contract, parametrised over the whole registry."""
@@ -119,6 +143,10 @@ class TestContract:
         assert outf.dtype == np.float32
         assert fuse(msf, panf, method, dtype="uint16").dtype == np.uint16
         assert np.isfinite(outf.values).all()
+
+    def test_no_block_task_runs_twice(self, method, pair, monkeypatch):
+        ms, pan = pair
+        _assert_no_block_runs_twice(monkeypatch, method, lambda: fuse(ms, pan, method, chunks=ODD_CHUNKS))
 
     @pytest.mark.parametrize("with_nodata", [False, True], ids=["plain", "nodata"])
     def test_lazy(self, method, pair, with_nodata):
@@ -301,6 +329,10 @@ def _assert_seams(spec, a, b):
 @pytest.mark.parametrize("method", HS_METHODS)
 class TestContractHyperspectral:
     """The operator contract for every hyperspectral method."""
+
+    def test_no_block_task_runs_twice(self, method, hs_pair, monkeypatch):
+        hs, msi = hs_pair
+        _assert_no_block_runs_twice(monkeypatch, method, lambda: fuse_hs(hs, msi, method, chunks=ODD_CHUNKS))
 
     def test_chunked_equals_whole(self, method, hs_pair):
         hs, msi = hs_pair
