@@ -430,9 +430,10 @@ def correlate2d(x: Tensor, k: Tensor | np.ndarray, mode: str = "replicate", stri
     return out[0]
 
 
-def _fft_size(n: int) -> int:
-    """The smallest 2^a 3^b 5^c >= n (pocketfft is fastest on such sizes)."""
-    m = n
+def fft_size(n: int, multiple: int = 1) -> int:
+    """The smallest ``m >= n`` that is a multiple of ``multiple`` and has no prime factor above 5 (FFT
+    lengths with a large prime factor are several times slower: 376 = 8 x 47 vs 384 = 2^7 x 3)."""
+    m = max(1, -(-n // multiple) * multiple)
     while True:
         k = m
         for f in (2, 3, 5):
@@ -440,7 +441,7 @@ def _fft_size(n: int) -> int:
                 k //= f
         if k == 1:
             return m
-        m += 1
+        m += multiple
 
 
 @lru_cache(maxsize=8)
@@ -490,7 +491,7 @@ def correlate2d_fft(x: Tensor, k: Tensor | np.ndarray, mode: str = "replicate") 
     x64 = x.to(torch.float64)
     mu = x64.mean(dim=(-2, -1), keepdim=True)
     xp = pad(x64 - mu, ry, ry, rx, rx, mode)
-    fh, fw = _fft_size(xp.shape[-2]), _fft_size(xp.shape[-1])
+    fh, fw = fft_size(xp.shape[-2]), fft_size(xp.shape[-1])
     spec = _kernel_spectrum(kn.tobytes(), kn.shape, fh, fw, torch.float64).to(x.device)
     y = torch.fft.irfft2(torch.fft.rfft2(xp, s=(fh, fw)) * spec, s=(fh, fw))
     return (y[..., 2 * ry:2 * ry + H, 2 * rx:2 * rx + W] + mu * float(kn.sum())).to(x.dtype)

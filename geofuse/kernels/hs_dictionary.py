@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .filters import pad
+from .filters import fft_size, pad
 from .hs_iterative import blur_decimate, psf_otf
 from .resample import upsample
 
@@ -347,20 +347,6 @@ def weighted_subspace_admm(hs: Tensor, msi: Tensor, E: Tensor, R: Tensor, ratio:
         nu3.mul_(shrink)  # S3
         nu4.mul_(shrink)  # S4
     return X
-
-
-def fft_size(n: int, multiple: int = 1) -> int:
-    """The smallest ``m >= n`` that is a multiple of ``multiple`` and has no prime factor above 5 (FFT
-    lengths with a large prime factor are several times slower: 376 = 8 x 47 vs 384 = 2^7 x 3)."""
-    m = max(1, -(-n // multiple) * multiple)
-    while True:
-        k = m
-        for f in (2, 3, 5):
-            while k % f == 0:
-                k //= f
-        if k == 1:
-            return m
-        m += multiple
 
 
 def weighted_subspace_admm_mirrored(hs: Tensor, msi: Tensor, E: Tensor, R: Tensor, ratio: int, psf, *,
