@@ -134,11 +134,8 @@ def _merge_moments(parts: np.ndarray, B: int) -> np.ndarray:
     return np.concatenate([[n], mean, m2.ravel()])
 
 
-def moments(arrays, valid: da.Array | None = None) -> Moments:
-    """Means and covariance of the bands of ``arrays`` (each (B_i, H, W), same grid), in one pass.
-
-    ``valid`` (H, W) bool excludes nodata pixels.
-    """
+def _moment_parts(arrays, valid: da.Array | None) -> tuple[da.Array, int]:
+    """Per-block summaries ``(K, ny, nx)`` of :func:`_block_moments` and the band count ``B``."""
     xs = _stack(list(arrays))
     B = sum(x.shape[0] for x in xs)
     K = 1 + B + B * B
@@ -148,6 +145,16 @@ def moments(arrays, valid: da.Array | None = None) -> Moments:
     else:
         parts = da.map_blocks(_block_moments_masked, *xs, valid.rechunk(xs[0].chunks[1:])[None], chunks=out_chunks,
                               dtype=np.float64, meta=np.empty((0, 0, 0)))
+    return parts, B
+
+
+def moments(arrays, valid: da.Array | None = None) -> Moments:
+    """Means and covariance of the bands of ``arrays`` (each (B_i, H, W), same grid), in one pass.
+
+    ``valid`` (H, W) bool excludes nodata pixels.
+    """
+    parts, B = _moment_parts(arrays, valid)
+    K = 1 + B + B * B
     merged = da.from_delayed(dask.delayed(_merge_moments)(parts, B), shape=(K,), dtype=np.float64)
     n = merged[0]
     return Moments(n=n, mean=merged[1:1 + B], cov=merged[1 + B:].reshape(B, B) / (n - 1))
@@ -231,3 +238,48 @@ def _solve(a: da.Array, b: da.Array) -> da.Array:
     whole regression pass (low-passed PAN included) ran twice.
     """
     return da.from_delayed(delayed_on(_lstsq, a, b), shape=(a.shape[1],), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------------
+# statistics as Delayed values, for estimates whose passes feed several delayed consumers
+
+
+def single(x: da.Array):
+    """A small dask array (e.g. a finished reduction) as one Delayed of the whole array, for a delayed
+    consumer (see :func:`block_summaries`)."""
+    return x.rechunk(-1).to_delayed().ravel()[0]
+
+
+def block_summaries(parts: da.Array) -> list:
+    """The blocks of a per-block summary array (K, ny, nx) as a list of Delayed (row-major), for a
+    delayed merge.
+
+    A dask array handed to ``dask.delayed`` is finalised (and its blockwise chain fused and renamed)
+    separately for every delayed consumer downstream, so a statistics pass whose result feeds both a
+    later pass and the estimate would be computed twice or more; the graph of ``to_delayed`` is
+    optimised once, and Delayed arguments are never finalised again."""
+    return list(parts.to_delayed().ravel())
+
+
+def merged_moments(arrays, valid: da.Array | None = None):
+    """:func:`moments` of ``arrays`` as a Delayed ``[n, mean (B), M2 (B*B)]`` (the same block
+    reductions and merge), entering the delayed merge through :func:`block_summaries`; see
+    :func:`moments_of` for the mean and covariance."""
+    parts, B = _moment_parts(arrays, valid)
+    return dask.delayed(_merge_moment_blocks)(block_summaries(parts), B)
+
+
+def _merge_moment_blocks(parts: list, B: int) -> np.ndarray:
+    return _merge_moments(stack_summaries(parts), B)
+
+
+def moments_of(merged: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(n, mean, cov)`` (covariance with N - 1, as :class:`Moments`) of a merged moment vector."""
+    B = int(round((np.sqrt(4 * merged.size - 3) - 1) / 2))
+    n = merged[0]
+    return n, merged[1:1 + B], merged[1 + B:].reshape(B, B) / (n - 1)
+
+
+def stack_summaries(parts: list) -> np.ndarray:
+    """(K, n_blocks) from the list of (K, 1, 1) block summaries."""
+    return np.stack([np.asarray(p).reshape(-1) for p in parts], axis=1)

@@ -193,7 +193,7 @@ def test_c_gsa_block_sample_is_the_global_strided_slice():
     K = 3 + 4 * rmax * cmax
     parts = da.map_blocks(cg._ms_pass, X, V[None], step=step, rmax=rmax, cmax=cmax,
                           chunks=((K,),) + tuple((1,) * len(c) for c in X.chunks[1:]), dtype=np.float64)
-    blocks = [b.compute() for b in m.block_summaries(parts)]
+    blocks = [b.compute() for b in stats.block_summaries(parts)]
     merged_lr = np.concatenate([[10.0, 1.0, 2.0, 3.0, 4.0], np.eye(4).ravel()])  # [MS (3), L(PAN)]
     got = cg._first(merged_lr, blocks, rows, cols, True, np.float32, 3, 0)
     np.testing.assert_array_equal(got["ms_max"], np.where(valid, ms, -np.inf).max(axis=(1, 2)))
@@ -212,7 +212,7 @@ def test_merged_moments_equal_stats_moments():
     v = da.from_array(rng.random((40, 30)) > 0.2, chunks=(13, 11))
     for valid in (None, v):
         ref = stats.moments([x, y], valid)
-        n, mean, cov = m.moments_of(m.merged_moments([x, y], valid).compute())
+        n, mean, cov = stats.moments_of(stats.merged_moments([x, y], valid).compute())
         rn, rmean, rcov = dask.compute(ref.n, ref.mean, ref.cov)
         assert n == rn
         np.testing.assert_array_equal(mean, rmean)

@@ -15,7 +15,6 @@ and ``offset`` :math:`o`, weights, gains, band means, haze values) are arguments
 from __future__ import annotations
 
 
-import numpy as np
 import torch
 
 from .cs import band_mean, band_sum
@@ -236,8 +235,8 @@ def lp_filter_gauss(x: torch.Tensor, ratio: int) -> torch.Tensor:
     .. math::
         y = h_{0.3} \star x
 
-    evaluated by FFT in float64 (:func:`geofuse.kernels.filters.correlate2d_fft`). The methods use it only inside ``estimate`` (global means, deviations and
-    regressions), never for output pixels, so its tiling-dependent round-off cannot make chunked and
+    evaluated by FFT in float64 (:func:`geofuse.kernels.filters.correlate2d_fft`). The methods use it
+    only inside ``estimate`` (global means, deviations and regressions), never for output pixels, so its tiling-dependent round-off cannot make chunked and
     whole-image outputs differ beyond what the statistics' own float64 merge order does.
 
     Parameters

@@ -24,7 +24,6 @@ from ..kernels import segment
 from ..kernels.filters import correlate2d, lp_filter_gauss_kernel
 from ..kernels.resample import decimation_kernel
 from ..registry import MethodSpec, Parameter, register
-from .cs_classic import _stack_summaries, block_summaries, merged_moments, moments_of
 
 VIVONE_2021 = "10.1109/MGRS.2020.3019315"
 RESTAINO_2017 = "10.1109/TGRS.2016.2614367"
@@ -106,7 +105,7 @@ def _grouped_block(x: np.ndarray, valid: np.ndarray | None = None, *, k: int) ->
 
 def _grouped_blocks(parts: list) -> np.ndarray:
     """(K, n_blocks) stacked block summaries for :func:`_merge_gains`."""
-    return _stack_summaries(parts)
+    return stats.stack_summaries(parts)
 
 
 def _merge_gains(parts: np.ndarray, k: int, B: int) -> np.ndarray:
@@ -170,7 +169,7 @@ def _first(moms_lr: np.ndarray, parts: list, rows: list, cols: list, masked: boo
            seed: int) -> dict:
     """GSA weights (least squares of L(PAN) on [1, MS] on the LR grid, as :func:`stats.regress`), the
     normalisation maxima and the k-means centroids from the first pass."""
-    _, mean, cov = moments_of(moms_lr)
+    _, mean, cov = stats.moments_of(moms_lr)
     C = mean.size - 1
     weights = stats._lstsq(cov[:C, :C], cov[:C, C])
     intercept = np.reshape(mean[C] - (weights * mean[:C]).sum(), (1,))
@@ -198,7 +197,7 @@ def _c_gsa_estimate(ctx, params):
     k, seed = int(params["n_segments"]), int(params["seed"])
     C = ctx.ms_lr.shape[0]
     pan_lr = ctx.tile_map(_pan_lr, bands=1, grid="lr")
-    moms_lr = merged_moments([ctx.ms_lr, pan_lr], ctx.valid_lr)
+    moms_lr = stats.merged_moments([ctx.ms_lr, pan_lr], ctx.valid_lr)
     ms = ctx.ms
     H, W = ms.shape[1:]
     step = max(1, math.ceil(math.sqrt(H * W / KMEANS_SAMPLES)))
@@ -210,7 +209,7 @@ def _c_gsa_estimate(ctx, params):
     args = [ms] if not masked else [ms, ctx.valid_hr.rechunk(ms.chunks[1:])[None]]
     parts_a = da.map_blocks(_ms_pass, *args, step=step, rmax=rmax, cmax=cmax, chunks=out_chunks,
                             dtype=np.float64, meta=np.empty((0, 0, 0)))
-    first = dask.delayed(_first)(moms_lr, block_summaries(parts_a), rows, cols, masked, ms.dtype, k, seed)
+    first = dask.delayed(_first)(moms_lr, stats.block_summaries(parts_a), rows, cols, masked, ms.dtype, k, seed)
     x = ctx.tile_map(_segment_stats_block, bands=2 + C, est=first, use_pan=False)  # MS only: no PAN read
     B = 1 + C
     Kb = k * (1 + B + B * B)
@@ -218,7 +217,7 @@ def _c_gsa_estimate(ctx, params):
     args = [x] if valid is None else [x, valid.rechunk(x.chunks[1:])[None]]
     parts = da.map_blocks(_grouped_block, *args, k=k, chunks=((Kb,),) + tuple((1,) * len(c) for c in x.chunks[1:]),
                           dtype=np.float64, meta=np.empty((0, 0, 0)))
-    final = dask.delayed(_final)(first, block_summaries(parts), k, B)
+    final = dask.delayed(_final)(first, stats.block_summaries(parts), k, B)
     shapes = {"weights": (C,), "intercept": (1,), "ms_max": (C,), "centroids": (k, C), "gains": (k, C)}
     return {key: da.from_delayed(final[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
 

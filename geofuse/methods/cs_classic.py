@@ -198,7 +198,7 @@ def _bt_h_coefficients(merged: np.ndarray, haze: np.ndarray, nb: int) -> dict:
     """alpha (least squares through the origin of L(PAN) on MS~, as :func:`stats.regress`), the PAN
     equalisation to I = sum alpha_b (MS~_b - L_b) and the ratio floor, from the merged moments of
     [MS~, L(PAN)]."""
-    n, mean, cov = moments_of(merged)
+    n, mean, cov = stats.moments_of(merged)
     kk = (n - 1) / n
     raw = cov * kk + mean[:, None] * mean[None, :]
     alpha = stats._lstsq(raw[:nb, :nb], raw[:nb, nb])
@@ -217,13 +217,13 @@ def _bt_h_estimate(ctx, params):
     delayed merges once (:func:`block_summaries`, :func:`single`), so no block is computed twice."""
     nb = ctx.ms_lr.shape[0]
     z = ctx.tile_map(_bt_h_stack, bands=nb + 1)
-    merged = merged_moments([z], ctx.valid_hr)
+    merged = stats.merged_moments([z], ctx.valid_hr)
     if nb == len(HAZE_COEFFS_4):
         haze = dask.delayed(np.multiply)(np.asarray(HAZE_COEFFS_4), _percentile_delayed(
             ctx.ms, params["percentile"], ctx.valid_hr,
             reread=lambda barrier: ctx.tile_map(_ms_tile, bands=nb, use_pan=False, est=barrier)))
     else:
-        haze = single(masked_min(ctx.ms, ctx.valid_hr))
+        haze = stats.single(masked_min(ctx.ms, ctx.valid_hr))
     co = dask.delayed(_bt_h_coefficients)(merged, haze, nb)
     shapes = {"alpha": (nb,), "haze": (nb,), "scale": (1,), "offset": (1,), "floor": (1,)}
     return {key: da.from_delayed(co[key], shape=shp, dtype=np.float64) for key, shp in shapes.items()}
@@ -431,7 +431,7 @@ def _percentile_delayed(x: da.Array, q: float, valid: da.Array | None = None,
     state = None
     for level in range(width // _DIGIT_BITS):
         xs = x if (level == 0 or reread is None) else reread(dask.delayed(_barrier)(state))
-        hist = single(_histogram_pass(xs, valid, state, level).sum(axis=(1, 2)))
+        hist = stats.single(_histogram_pass(xs, valid, state, level).sum(axis=(1, 2)))
         state = dask.delayed(_select_digit)(hist, state, B, float(q))
     return dask.delayed(_finish)(state, width)
 
@@ -446,56 +446,6 @@ def _histogram_pass(xs: da.Array, valid: da.Array | None, state, level: int) -> 
     fn = _hist_x if valid is None else _hist_xv
     return da.map_blocks(fn, *args, state=state, level=level, chunks=out_chunks, dtype=np.int64,
                          meta=np.empty((0, 0, 0), np.int64))
-
-
-def single(x: da.Array):
-    """A small dask array (e.g. a finished reduction) as one Delayed of the whole array, for a delayed
-    consumer (see :func:`block_summaries`)."""
-    return x.rechunk(-1).to_delayed().ravel()[0]
-
-
-def block_summaries(parts: da.Array) -> list:
-    """The blocks of a per-block summary array (K, ny, nx) as a list of Delayed (row-major), for a
-    delayed merge.
-
-    A dask array handed to ``dask.delayed`` is finalised (and its blockwise chain fused and renamed)
-    separately for every delayed consumer downstream, so a statistics pass whose result feeds both a
-    later pass and the estimate would be computed twice or more; the graph of ``to_delayed`` is
-    optimised once, and Delayed arguments are never finalised again."""
-    return list(parts.to_delayed().ravel())
-
-
-def merged_moments(arrays, valid: da.Array | None = None):
-    """:func:`stats.moments` of ``arrays`` as a Delayed ``[n, mean (B), M2 (B*B)]`` (the same block
-    reductions and merge), entering the delayed merge through :func:`block_summaries`; see
-    :func:`moments_of` for the mean and covariance."""
-    xs = stats._stack(list(arrays))
-    B = sum(x.shape[0] for x in xs)
-    K = 1 + B + B * B
-    out_chunks = ((K,), (1,) * xs[0].numblocks[1], (1,) * xs[0].numblocks[2])
-    if valid is None:
-        parts = da.map_blocks(stats._block_moments, *xs, chunks=out_chunks, dtype=np.float64,
-                              meta=np.empty((0, 0, 0)))
-    else:
-        parts = da.map_blocks(stats._block_moments_masked, *xs, valid.rechunk(xs[0].chunks[1:])[None],
-                              chunks=out_chunks, dtype=np.float64, meta=np.empty((0, 0, 0)))
-    return dask.delayed(_merge_moment_blocks)(block_summaries(parts), B)
-
-
-def _merge_moment_blocks(parts: list, B: int) -> np.ndarray:
-    return stats._merge_moments(_stack_summaries(parts), B)
-
-
-def moments_of(merged: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """``(n, mean, cov)`` (covariance with N - 1, as :class:`stats.Moments`) of a merged moment vector."""
-    B = int(round((np.sqrt(4 * merged.size - 3) - 1) / 2))
-    n = merged[0]
-    return n, merged[1:1 + B], merged[1 + B:].reshape(B, B) / (n - 1)
-
-
-def _stack_summaries(parts: list) -> np.ndarray:
-    """(K, n_blocks) from the list of (K, 1, 1) block summaries."""
-    return np.stack([np.asarray(p).reshape(-1) for p in parts], axis=1)
 
 
 def _barrier(state) -> dict:

@@ -14,10 +14,10 @@ import dask.array as da
 import numpy as np
 import torch
 
+from .. import stats
 from ..kernels import pracs as kp
 from ..kernels.filters import imresize_down_halo
 from ..registry import MethodSpec, Parameter, register
-from .cs_classic import merged_moments, moments_of
 
 CHOI_2011 = "10.1109/TGRS.2010.2051674"
 VIVONE_2021 = "10.1109/MGRS.2020.3019315"
@@ -27,7 +27,7 @@ _APPLY_KEYS = ("ms_mean", "scale", "pan_mean", "cc", "lint", "lcoef", "dmean", "
 
 def _match(merged1: np.ndarray, C: int) -> dict:
     """Histogram matching of the MS to the PAN from the first pass's moments of [MS~, P]."""
-    _, mean, cov = moments_of(merged1)
+    _, mean, cov = stats.moments_of(merged1)
     std = np.sqrt(np.diagonal(cov))
     return {"ms_mean": mean[:C], "scale": std[C] / std[:C], "pan_mean": mean[C:]}
 
@@ -40,19 +40,19 @@ def _stage2(block, est, params) -> torch.Tensor:
 
 
 def _coefficients(match: dict, merged1: np.ndarray, merged2: np.ndarray, beta: float) -> dict:
-    _, mean1, _ = moments_of(merged1)
+    _, mean1, _ = stats.moments_of(merged1)
     C = match["ms_mean"].shape[0]
-    _, mean2, cov2 = moments_of(merged2)
+    _, mean2, cov2 = stats.moments_of(merged2)
     return {**match, **kp.pracs_coefficients(mean2, cov2, mean1[C], beta)}
 
 
 def _pracs_estimate(ctx, params):
     """Two passes, each one task per block and one delayed merge (no pass is computed twice)."""
     C = ctx.ms_lr.shape[0]
-    m1 = merged_moments([ctx.ms, ctx.pan], ctx.valid_hr)
+    m1 = stats.merged_moments([ctx.ms, ctx.pan], ctx.valid_hr)
     match = dask.delayed(_match)(m1, C)
     z = ctx.tile_map(_stage2, bands=3 * C + 1, est=match)
-    m2 = merged_moments([z], ctx.valid_hr)
+    m2 = stats.merged_moments([z], ctx.valid_hr)
     coef = dask.delayed(_coefficients)(match, m1, m2, float(params["beta"]))
     shapes = {"ms_mean": (C,), "scale": (C,), "pan_mean": (1,), "cc": (C,), "lint": (C,), "lcoef": (C, C),
               "dmean": (C,), "w": (C,), "c_int": (C,)}
