@@ -273,8 +273,8 @@ def _core_interp(n: int, ratio: int, phase: float, kind: str):
     return M, T.sum(dim=0), T.T @ T, T.T @ a, float(a.sum()), float(a @ a)
 
 
-def _ms_moment_block(x: np.ndarray, *, ratio: int, phase: tuple[float, float], kind: str, mode: str,
-                     halo: tuple[int, int], block_info=None) -> np.ndarray:
+def _ms_moment_block(x: np.ndarray, valid: np.ndarray | None = None, *, ratio: int, phase: tuple[float, float],
+                     kind: str, mode: str, halo: tuple[int, int], block_info=None) -> np.ndarray:
     """:func:`geofuse.stats._block_moments`'s summary ``[n, mean, M2]`` of the interpolated MS over this
     block's HR core, from its LR tile alone (no HR array is formed).
 
@@ -282,12 +282,21 @@ def _ms_moment_block(x: np.ndarray, *, ratio: int, phase: tuple[float, float], k
     mean, per band): ``sum(U X_s) = w_y^T X_s w_x`` and ``sum(U X_b,s U X_c,s) = <G_y X_b,s G_x,
     X_c,s>`` with ``G = T^T T``; ``U 1`` differs from 1 by the taps' rounding, which the terms in ``e``
     carry exactly. At image borders the tile is extended like the engine's tiles (``mode``).
+
+    ``valid`` (1, H, W), the block's HR validity: where it is all True the block takes the route above
+    (so an input whose mask is all valid, e.g. a float image without NaN, gets the same statistics as
+    the same integers without a mask); otherwise the tile is upsampled (float32, as the engine does)
+    and its valid pixels reduced.
     """
     top, bottom, left, right = _edges(block_info)
     hy, hx = halo
     t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float64)
     t = pad(t, hy if top else 0, hy if bottom else 0, hx if left else 0, hx if right else 0, mode)
     C, Ly, Lx = t.shape
+    if valid is not None and not valid.all():
+        up = upsample(t.to(torch.float32), ratio, phase, kind, mode)
+        core_hr = up[:, ratio * hy:ratio * (Ly - hy), ratio * hx:ratio * (Lx - hx)].numpy()
+        return _stats._block_moments(core_hr, w=valid[0])
     _, wy, Gy, qy, ay, aay = _core_interp(Ly - 2 * hy, ratio, phase[0], kind)
     _, wx, Gx, qx, ax, aax = _core_interp(Lx - 2 * hx, ratio, phase[1], kind)
     core = t[:, hy:Ly - hy, hx:Lx - hx]
@@ -397,13 +406,11 @@ class Prepared:
     def ms_moments(self) -> "_stats.Moments":
         """Means and covariance of the interpolated MS (:attr:`ms`) over the valid pixels, lazily.
 
-        Without nodata they are computed exactly from the low-resolution tiles (:func:`_ms_moment_block`,
+        Blocks without nodata are computed exactly from the low-resolution tiles (:func:`_ms_moment_block`,
         float64): the interpolator is linear, so no HR array is formed and the MS is not upsampled a
-        second time (4-5x cheaper than upsampling a tile). With nodata, the moments of :attr:`ms` over
-        ``valid_hr``.
+        second time (4-5x cheaper than upsampling a tile). Blocks with nodata are upsampled and their
+        valid pixels reduced.
         """
-        if self.valid_hr is not None:
-            return _stats.moments([self.ms], self.valid_hr)
         r = self.ratio
         py, px = (float(p) for p in self.phase)
         hy = polyphase_taps(r, py, self.interpolation)[1]
@@ -412,7 +419,8 @@ class Prepared:
         C = x.shape[0]
         K = 1 + C + C * C
         ov = _overlap(x, hy if len(x.chunks[1]) > 1 else 0, hx if len(x.chunks[2]) > 1 else 0)
-        parts = da.map_blocks(_ms_moment_block, ov, ratio=r, phase=(py, px), kind=self.interpolation,
+        args = [ov] if self.valid_hr is None else [ov, self.valid_hr.rechunk(self.layout.hr_chunks)[None]]
+        parts = da.map_blocks(_ms_moment_block, *args, ratio=r, phase=(py, px), kind=self.interpolation,
                               mode="circular" if self.compat == "toolbox" else "symmetric", halo=(hy, hx),
                               chunks=((K,), (1,) * x.numblocks[1], (1,) * x.numblocks[2]), dtype=np.float64,
                               meta=np.empty((0, 0, 0)))
