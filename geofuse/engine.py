@@ -285,8 +285,9 @@ def _ms_moment_block(x: np.ndarray, valid: np.ndarray | None = None, *, ratio: i
 
     ``valid`` (1, H, W), the block's HR validity: where it is all True the block takes the route above
     (so an input whose mask is all valid, e.g. a float image without NaN, gets the same statistics as
-    the same integers without a mask); otherwise the tile is upsampled (float32, as the engine does)
-    and its valid pixels reduced.
+    the same integers without a mask); otherwise the tile is upsampled in float64 and its valid pixels
+    reduced (in float64 the two routes agree to ~1e-13, so which blocks hold nodata, i.e. the chunking,
+    cannot move a statistic enough to change an output pixel).
     """
     top, bottom, left, right = _edges(block_info)
     hy, hx = halo
@@ -294,7 +295,7 @@ def _ms_moment_block(x: np.ndarray, valid: np.ndarray | None = None, *, ratio: i
     t = pad(t, hy if top else 0, hy if bottom else 0, hx if left else 0, hx if right else 0, mode)
     C, Ly, Lx = t.shape
     if valid is not None and not valid.all():
-        up = upsample(t.to(torch.float32), ratio, phase, kind, mode)
+        up = upsample(t, ratio, phase, kind, mode)  # float64, so that both routes agree to ~1e-13
         core_hr = up[:, ratio * hy:ratio * (Ly - hy), ratio * hx:ratio * (Lx - hx)].numpy()
         return _stats._block_moments(core_hr, w=valid[0])
     _, wy, Gy, qy, ay, aay = _core_interp(Ly - 2 * hy, ratio, phase[0], kind)

@@ -63,6 +63,9 @@ def test_nodata_blocks_take_the_masked_route():
     assert n0 == n1 < 33 * 41 * 16
     np.testing.assert_allclose(m1, m0, rtol=1e-6)
     np.testing.assert_allclose(c1, c0, rtol=1e-5)
+    _, (_, m2, c2) = _both(_prep((33, 41), 4, chunks=4096, nodata=True, work="float32"))
+    np.testing.assert_allclose(m1, m2, rtol=1e-13)  # nodata in some blocks or in the only one: same values
+    np.testing.assert_allclose(c1, c2, rtol=1e-11)
 
 
 def test_an_all_valid_mask_gives_the_unmasked_statistics():
