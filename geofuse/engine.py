@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, Callable, Mapping
 
 import dask
@@ -51,12 +51,10 @@ import torch
 import xarray as xr
 
 from . import sensors as _sensors
-from . import stats as _stats
 from .device import resolve_device
 from .errors import BandCountError, InputError, ParameterError
 from .kernels.hs_simple import gaussian_psf_kernel, psf_halo
-from .kernels.filters import pad
-from .kernels.resample import INTERPOLATORS, apply_polyphase, decimate, polyphase_taps, upsample, upsample_halo
+from .kernels.resample import INTERPOLATORS, decimate, upsample, upsample_halo
 from .raster import nodata_of  # noqa: F401  (engine.nodata_of is used by api and degrade)
 
 COMPAT = ("default", "toolbox")
@@ -256,71 +254,6 @@ def _run_block_lr_only(task, ms_lr, est=None, block_info=None):
 
 
 # --------------------------------------------------------------------------------------------------
-# exact moments of the interpolated MS, from the low-resolution tiles
-
-
-@lru_cache(maxsize=32)
-def _core_interp(n: int, ratio: int, phase: float, kind: str):
-    """The interpolator on one axis of a block: ``T`` (ratio*n, n + 2M) maps the LR core of ``n`` samples
-    and ``M`` samples on each side to the core's HR samples (the responses of the real polyphase filter
-    to unit impulses, float64). Returns ``M``, ``T^T 1``, ``T^T T``, ``T^T T 1``, ``1^T T 1`` and
-    ``|T 1|^2`` (``T 1`` is 1 up to the taps' rounding, ~1e-9)."""
-    taps, M = polyphase_taps(ratio, float(phase), kind)
-    L = n + 2 * M
-    y = apply_polyphase(torch.eye(L, dtype=torch.float64)[None], taps, M, axis=0, mode="symmetric")[0]
-    T = y[ratio * M: ratio * (M + n)]
-    a = T.sum(dim=1)
-    return M, T.sum(dim=0), T.T @ T, T.T @ a, float(a.sum()), float(a @ a)
-
-
-def _ms_moment_block(x: np.ndarray, valid: np.ndarray | None = None, *, ratio: int, phase: tuple[float, float],
-                     kind: str, mode: str, halo: tuple[int, int], block_info=None) -> np.ndarray:
-    """:func:`geofuse.stats._block_moments`'s summary ``[n, mean, M2]`` of the interpolated MS over this
-    block's HR core, from its LR tile alone (no HR array is formed).
-
-    Per axis the HR core is ``T X`` (:func:`_core_interp`), so with ``X_s = X - s`` (``s`` the core's
-    mean, per band): ``sum(U X_s) = w_y^T X_s w_x`` and ``sum(U X_b,s U X_c,s) = <G_y X_b,s G_x,
-    X_c,s>`` with ``G = T^T T``; ``U 1`` differs from 1 by the taps' rounding, which the terms in ``e``
-    carry exactly. At image borders the tile is extended like the engine's tiles (``mode``).
-
-    ``valid`` (1, H, W), the block's HR validity: where it is all True the block takes the route above
-    (so an input whose mask is all valid, e.g. a float image without NaN, gets the same statistics as
-    the same integers without a mask); otherwise the tile is upsampled in float64 and its valid pixels
-    reduced (in float64 the two routes agree to ~1e-13, so which blocks hold nodata, i.e. the chunking,
-    cannot move a statistic enough to change an output pixel).
-    """
-    top, bottom, left, right = _edges(block_info)
-    hy, hx = halo
-    t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float64)
-    t = pad(t, hy if top else 0, hy if bottom else 0, hx if left else 0, hx if right else 0, mode)
-    C, Ly, Lx = t.shape
-    if valid is not None and not valid.all():
-        up = upsample(t, ratio, phase, kind, mode)  # float64, so that both routes agree to ~1e-13
-        core_hr = up[:, ratio * hy:ratio * (Ly - hy), ratio * hx:ratio * (Lx - hx)].numpy()
-        return _stats._block_moments(core_hr, w=valid[0])
-    _, wy, Gy, qy, ay, aay = _core_interp(Ly - 2 * hy, ratio, phase[0], kind)
-    _, wx, Gx, qx, ax, aax = _core_interp(Lx - 2 * hx, ratio, phase[1], kind)
-    core = t[:, hy:Ly - hy, hx:Lx - hx]
-    s = core.reshape(C, -1).mean(dim=1)
-    xs = t - s[:, None, None]
-    n = ratio * ratio * core.shape[1] * core.shape[2]
-    s1 = torch.einsum("i,bij,j->b", wy, xs, wx).numpy()        # sum of U(X - s)
-    g = torch.einsum("i,bij,j->b", qy, xs, qx).numpy()         # sum of U(X - s) * U1
-    s2 = torch.einsum("bij,cij->bc", Gy @ xs @ Gx, xs).numpy()  # sums of U(X_b - s_b) U(X_c - s_c)
-    sv = s.numpy()
-    e1, e2 = ay * ax - n, aay * aax - 2 * ay * ax + n          # sum(e), sum(e^2) with e = U1 - 1
-    t1 = s1 + sv * e1                                          # sums of U X - s ...
-    ge = g - s1
-    t2 = s2 + np.outer(ge, sv) + np.outer(sv, ge) + np.outer(sv, sv) * e2  # ... and their products
-    out = np.zeros(1 + C + C * C)
-    out[0] = n
-    d = t1 / n
-    out[1:1 + C] = sv + d
-    out[1 + C:] = (t2 - np.outer(t1, d)).ravel()
-    return out[:, None, None]
-
-
-# --------------------------------------------------------------------------------------------------
 # the prepared inputs and the estimate context
 
 
@@ -402,30 +335,6 @@ class Prepared:
     def ms(self) -> da.Array:
         """The upsampled MS on the HR grid, lazily (for global statistics; fused into reductions)."""
         return self.tile_map(_block_ms, bands=self.ms_lr.shape[0], use_pan=False)
-
-    @cached_property
-    def ms_moments(self) -> "_stats.Moments":
-        """Means and covariance of the interpolated MS (:attr:`ms`) over the valid pixels, lazily.
-
-        Blocks without nodata are computed exactly from the low-resolution tiles (:func:`_ms_moment_block`,
-        float64): the interpolator is linear, so no HR array is formed and the MS is not upsampled a
-        second time (4-5x cheaper than upsampling a tile). Blocks with nodata are upsampled and their
-        valid pixels reduced.
-        """
-        r = self.ratio
-        py, px = (float(p) for p in self.phase)
-        hy = polyphase_taps(r, py, self.interpolation)[1]
-        hx = polyphase_taps(r, px, self.interpolation)[1]
-        x = self.ms_lr
-        C = x.shape[0]
-        K = 1 + C + C * C
-        ov = _overlap(x, hy if len(x.chunks[1]) > 1 else 0, hx if len(x.chunks[2]) > 1 else 0)
-        args = [ov] if self.valid_hr is None else [ov, self.valid_hr.rechunk(self.layout.hr_chunks)[None]]
-        parts = da.map_blocks(_ms_moment_block, *args, ratio=r, phase=(py, px), kind=self.interpolation,
-                              mode="circular" if self.compat == "toolbox" else "symmetric", halo=(hy, hx),
-                              chunks=((K,), (1,) * x.numblocks[1], (1,) * x.numblocks[2]), dtype=np.float64,
-                              meta=np.empty((0, 0, 0)))
-        return _stats.merged_parts(parts, C)
 
 
 def _overlap(x: da.Array, dy: int, dx: int) -> da.Array:

@@ -153,12 +153,7 @@ def moments(arrays, valid: da.Array | None = None) -> Moments:
 
     ``valid`` (H, W) bool excludes nodata pixels.
     """
-    return merged_parts(*_moment_parts(arrays, valid))
-
-
-def merged_parts(parts: da.Array, B: int) -> Moments:
-    """:class:`Moments` from per-block summaries ``(1 + B + B*B, ny, nx)`` (``[n, mean, M2]`` per block,
-    the layout of :func:`_block_moments`), merged exactly."""
+    parts, B = _moment_parts(arrays, valid)
     K = 1 + B + B * B
     merged = da.from_delayed(dask.delayed(_merge_moments)(parts, B), shape=(K,), dtype=np.float64)
     n = merged[0]

@@ -60,12 +60,6 @@ def _ms_pan_moments(ctx):
     return stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)
 
 
-def _ms_and_pan_moments(ctx) -> tuple[stats.Moments, stats.Moments]:
-    """The interpolated MS's moments (exact, from the LR tiles) and the PAN's, for estimates that need
-    no MS-PAN cross term."""
-    return ctx.ms_moments, stats.moments([ctx.pan], ctx.valid_hr)
-
-
 def _mean_weights(nb: int) -> np.ndarray:
     return np.full(nb, 1.0 / nb)
 
@@ -82,11 +76,11 @@ def _ratio_guard(block, est):
 def _band_mean_estimate(ctx, params):
     """PAN matched to the band-mean intensity I (mean and std), and the ratio floor."""
     nb = ctx.ms_lr.shape[0]
-    m, mp = _ms_and_pan_moments(ctx)
+    m = _ms_pan_moments(ctx)
     w = _mean_weights(nb)
-    mean_i = (m.mean * w).sum()
-    var_i = (m.cov * np.outer(w, w)).sum()
-    scale, offset = _equalisation(mean_i, var_i, mp.mean[0], mp.cov[0, 0])
+    mean_i = (m.mean[:nb] * w).sum()
+    var_i = (m.cov[:nb, :nb] * np.outer(w, w)).sum()
+    scale, offset = _equalisation(mean_i, var_i, m.mean[nb], m.cov[nb, nb])
     return {"scale": scale, "offset": offset, "floor": da.reshape(RATIO_FLOOR * abs(mean_i), (1,))}
 
 
@@ -165,12 +159,13 @@ register(MethodSpec(
 
 def _gs_estimate(ctx, params):
     nb = ctx.ms_lr.shape[0]
-    m, mp = _ms_and_pan_moments(ctx)
+    m = _ms_pan_moments(ctx)
     w = _mean_weights(nb)
-    cov_i = (m.cov * w[None, :]).sum(axis=1)  # cov(I0, MS_b)
+    cov_ms = m.cov[:nb, :nb]
+    cov_i = (cov_ms * w[None, :]).sum(axis=1)  # cov(I0, MS_b)
     var_i = (cov_i * w).sum()
-    scale, offset = _equalisation(0.0, var_i, mp.mean[0], mp.cov[0, 0])
-    return {"gains": cov_i / var_i, "ms_mean": m.mean, "scale": scale, "offset": offset}
+    scale, offset = _equalisation(0.0, var_i, m.mean[nb], m.cov[nb, nb])
+    return {"gains": cov_i / var_i, "ms_mean": m.mean[:nb], "scale": scale, "offset": offset}
 
 
 def _gs_apply(block, est, params) -> torch.Tensor:

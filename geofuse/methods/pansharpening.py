@@ -59,11 +59,11 @@ def _gsa_pan_lr(block, est, params) -> torch.Tensor:
 def _gsa_estimate(ctx, params):
     pan_lr = ctx.tile_map(_gsa_pan_lr, bands=1, grid="lr")
     alpha, _ = stats.regress(pan_lr, ctx.ms_lr, ctx.valid_lr, intercept=True)
-    m = ctx.ms_moments  # the interpolated MS's statistics, exact from the LR tiles
-    cov_ia = m.cov @ alpha  # cov(I0, MS_b) for every band
+    C = ctx.ms_lr.shape[0]
+    m = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)  # one pass: the MS statistics and the PAN mean
+    cov_ia = m.cov[:C, :C] @ alpha  # cov(I0, MS_b) for every band
     var_i = alpha @ cov_ia
-    return {"alpha": alpha, "gains": cov_ia / var_i, "ms_mean": m.mean,
-            "pan_mean": stats.valid_mean(ctx.pan, ctx.valid_hr)}
+    return {"alpha": alpha, "gains": cov_ia / var_i, "ms_mean": m.mean[:C], "pan_mean": m.mean[C:]}
 
 
 def _gsa_apply(block, est, params) -> torch.Tensor:
@@ -106,17 +106,17 @@ def pan_equalisation(band_mean, band_std, pan_std, pan_mean):
 
 def v13_equalisation(ctx, params):
     """The v1.3 per-band equalisation P_b = a_b (P - mean P) + mean MS_b with a_b = std(MS_b) / std(P),
-    statistics of the interpolated MS (exact, from the LR tiles: :attr:`Prepared.ms_moments`) and of
-    the PAN itself."""
-    m, mp = ctx.ms_moments, stats.moments([ctx.pan], ctx.valid_hr)
-    scale, offset = pan_equalisation(m.mean, m.std, mp.std[0], mp.mean[0])
-    return {"scale": scale, "offset": offset, "ms_mean": m.mean}
+    statistics of the interpolated MS and of the PAN itself (one pass)."""
+    m = stats.moments([ctx.ms, ctx.pan], ctx.valid_hr)
+    C = ctx.ms_lr.shape[0]
+    scale, offset = pan_equalisation(m.mean[:C], m.std[:C], m.std[C], m.mean[C])
+    return {"scale": scale, "offset": offset, "ms_mean": m.mean[:C]}
 
 
 def _glp_equalisation(ctx, params):
     """Per-band PAN equalisation P_b = a_b (P - mean P) + mean MS_b, with a_b = std(MS_b)/std(LPG(P))."""
     pan_lp = ctx.tile_map(_lpgauss_pan, bands=1)
-    m_ms = ctx.ms_moments
+    m_ms = stats.moments([ctx.ms], ctx.valid_hr)
     m_lp = stats.moments([pan_lp], ctx.valid_hr)
     pan_mean = stats.valid_mean(ctx.pan, ctx.valid_hr)
     scale, offset = pan_equalisation(m_ms.mean, m_ms.std, m_lp.std[0], pan_mean[0])
